@@ -59,10 +59,14 @@ def rotation_trick(z, z_q, eps: float = 1e-12):
   return rotated * (q_norm / z_norm)
 
 
-def vq_losses(z, z_q, beta: float = 0.25):
-  """(codebook_loss, commitment_loss) in float32; beta weighs the commitment (encoder) term."""
+def check_beta(beta: float) -> None:
   if beta < 0:
     raise ValueError(f"beta is {beta}; the commitment weight must be >= 0 (the paper uses 0.25)")
+
+
+def vq_losses(z, z_q, beta: float = 0.25):
+  """(codebook_loss, commitment_loss) in float32; beta weighs the commitment (encoder) term."""
+  check_beta(beta)
   z, z_q = z.astype(jnp.float32), z_q.astype(jnp.float32)
   return jnp.mean(jnp.square(sg(z) - z_q)), beta * jnp.mean(jnp.square(z - sg(z_q)))
 
@@ -76,6 +80,7 @@ def quantize(z, codebook, *, beta: float = 0.25, metric: str = "l2",
   `codebook_loss`; for an EMA codebook ignore that term and call `ema.update` instead.
   """
   validation.check_choice(estimator, ESTIMATORS, "estimator")
+  check_beta(beta)
   indices = search.nearest_code_indices(z, codebook, metric=metric, block_size=block_size)
   if metric == "cosine":
     z = search.l2_normalize(z.astype(jnp.float32)).astype(z.dtype)
