@@ -7,6 +7,9 @@ Every channel c of z [..., len(levels)] is squashed into L_c values and rounded:
     bounded = tanh(z + atanh(offset / half_l)) half_l - offset
     code    = round_ste(bounded) / (L // 2)  in [-1, 1]
 
+For L = 2, offset / half_l > 1 has no atanh; the shift is 0 there, so the two values
+-1 and 0 meet at z = 0.
+
 The codebook is implicit: the prod(levels) grid points, with no parameters and no
 auxiliary losses. Codes and indices convert exactly in both directions. Levels are
 Python ints (static under jit).
@@ -80,10 +83,11 @@ def bound(z, levels: Sequence[int]):
   """Squashes z [..., len(levels)] so that rounding gives L_c values per channel; float32."""
   levels = check_levels(levels)
   _check_channels(z, levels, "z")
-  level_values = jnp.asarray(levels, jnp.float32)
-  half_l = (level_values - 1.0) * (1.0 - BOUND_EPS) / 2.0
-  offset = jnp.where(jnp.asarray(levels) % 2 == 0, 0.5, 0.0)
-  shift = jnp.arctanh(offset / half_l)
+  half_l = [(level - 1) * (1.0 - BOUND_EPS) / 2.0 for level in levels]
+  offset = [0.5 if level % 2 == 0 else 0.0 for level in levels]
+  # L = 2 has offset > half_l and no atanh; shift 0 puts its one boundary at z = 0.
+  shift = [math.atanh(o / h) if o < h else 0.0 for o, h in zip(offset, half_l)]
+  half_l, offset, shift = (jnp.asarray(x, jnp.float32) for x in (half_l, offset, shift))
   return jnp.tanh(z.astype(jnp.float32) + shift) * half_l - offset
 
 
