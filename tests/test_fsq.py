@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 
-from absl.testing import absltest
 from absl.testing import parameterized
 import chex
 import jax
@@ -16,7 +15,11 @@ from vqjax.quantizers import fsq
 LEVELS = (8, 5, 5, 5)
 
 
-def dense_grid(levels, points: int = 30, limit: float = 3.5):
+def normal(seed, shape):
+  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+
+
+def dense_grid(levels, points: int = 20, limit: float = 2.0):
   """Every combination of `points` values per channel in [-limit, limit]."""
   axis = np.linspace(-limit, limit, points, dtype=np.float32)
   mesh = np.meshgrid(*([axis] * len(levels)), indexing="ij")
@@ -25,12 +28,12 @@ def dense_grid(levels, points: int = 30, limit: float = 3.5):
 
 class FSQTest(chex.TestCase):
 
-  @chex.variants(with_jit=True, without_jit=True)
   @parameterized.parameters(LEVELS, (7, 6, 2), (2, 2))
   def test_dense_grid_reaches_every_code(self, *levels):
-    # Bins are at least 1 / half_l >= 0.28 wide in z, wider than the grid spacing 0.24.
+    # Rounding bins are at least 1 / half_l >= 0.28 wide in z, wider than the grid spacing
+    # 0.21, and every outermost bin starts within |z| < 1.5.
     z = dense_grid(levels)
-    out = self.variant(functools.partial(fsq.quantize, levels=levels))(z)
+    out = jax.jit(functools.partial(fsq.quantize, levels=levels))(z)
     size = fsq.codebook_size(levels)
     self.assertEqual(np.unique(np.asarray(out.quantized), axis=0).shape[0], size)
     np.testing.assert_array_equal(np.unique(np.asarray(out.indices)), np.arange(size))
@@ -40,9 +43,15 @@ class FSQTest(chex.TestCase):
   def test_indices_codes_round_trip(self, *levels):
     size = fsq.codebook_size(levels)
     self.assertEqual(size, int(np.prod(levels)))
-    codes = fsq.codebook(levels)
+
+    @jax.jit
+    def round_trip():
+      codes = fsq.codebook(levels)
+      return codes, fsq.codes_to_indices(codes, levels)
+
+    codes, indices = round_trip()
     chex.assert_shape(codes, (size, len(levels)))
-    np.testing.assert_array_equal(fsq.codes_to_indices(codes, levels), np.arange(size))
+    np.testing.assert_array_equal(indices, np.arange(size))
     self.assertEqual(np.unique(np.asarray(codes), axis=0).shape[0], size)
     self.assertLessEqual(float(jnp.max(jnp.abs(codes))), 1.0)
 
@@ -55,8 +64,8 @@ class FSQTest(chex.TestCase):
 
   @chex.variants(with_jit=True, without_jit=True)
   def test_gradient_is_straight_through_the_rounding(self):
-    z = jax.random.normal(jax.random.PRNGKey(0), (3, 5, len(LEVELS)))
-    weights = jax.random.normal(jax.random.PRNGKey(1), z.shape)
+    z = normal(0, (3, 5, len(LEVELS)))
+    weights = normal(1, z.shape)
 
     def quantized_loss(x):
       return jnp.sum(fsq.quantize(x, LEVELS).quantized * weights)
@@ -66,12 +75,12 @@ class FSQTest(chex.TestCase):
       return jnp.sum(fsq.bound(x, LEVELS) / half_width * weights)
 
     grad = self.variant(jax.grad(quantized_loss))(z)
-    chex.assert_trees_all_close(grad, jax.grad(bounded_loss)(z), rtol=1e-6)
+    chex.assert_trees_all_close(grad, jax.grad(bounded_loss)(z), rtol=1e-5, atol=1e-7)
     self.assertTrue(bool(jnp.all(grad != 0)))
 
   @parameterized.parameters(jnp.float32, jnp.bfloat16)
   def test_dtypes(self, dtype):
-    z = jax.random.normal(jax.random.PRNGKey(2), (2, 3, 4, len(LEVELS))).astype(dtype)
+    z = normal(2, (2, 3, 4, len(LEVELS))).astype(dtype)
     out = jax.jit(functools.partial(fsq.quantize, levels=LEVELS))(z)
     chex.assert_shape(out.quantized, z.shape)
     chex.assert_shape(out.indices, z.shape[:-1])
@@ -84,7 +93,7 @@ class FSQTest(chex.TestCase):
     chex.assert_type(grad, dtype)
 
   def test_vmap_and_pmap_match_the_batched_call(self):
-    z = jax.random.normal(jax.random.PRNGKey(3), (4, 6, len(LEVELS)))
+    z = normal(3, (4, 6, len(LEVELS)))
     expected = fsq.quantize(z, LEVELS)
     quantize = functools.partial(fsq.quantize, levels=LEVELS)
     chex.assert_trees_all_close(jax.vmap(quantize)(z), expected)
@@ -101,7 +110,8 @@ class FSQTest(chex.TestCase):
     chex.assert_trees_all_close(global_metrics["perplexity"][0], 8.0, rtol=1e-5)
 
   def test_level_below_two_is_rejected(self):
-    with self.assertRaisesRegex(ValueError, r"levels\[2\] is 1; every FSQ level must be at least 2"):
+    message = r"levels\[2\] is 1; every FSQ level must be at least 2"
+    with self.assertRaisesRegex(ValueError, message):
       fsq.quantize(jnp.zeros((3,)), (8, 5, 1))
     with self.assertRaisesRegex(ValueError, "must be integers"):
       fsq.codebook((8, 2.5))
@@ -119,7 +129,3 @@ class FSQTest(chex.TestCase):
       fsq.quantize(jnp.zeros((2, 4), jnp.int32), LEVELS)
     with self.assertRaisesRegex(ValueError, "code indices must be integers"):
       fsq.indices_to_codes(jnp.zeros((2,)), LEVELS)
-
-
-if __name__ == "__main__":
-  absltest.main()

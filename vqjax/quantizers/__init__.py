@@ -13,3 +13,10 @@ from vqjax.quantizers.search import (nearest_code_indices, plain_nearest_code_in
                                      squared_distances)
 from vqjax.quantizers.vector_quantization import (VQOutput, lookup, quantize, rotation_trick,
                                                   straight_through, vq_losses)
+from vqjax.quantizers import fsq, gumbel, lfq
+from vqjax.quantizers.fsq import FSQOutput
+from vqjax.quantizers.gumbel import GumbelOutput
+from vqjax.quantizers.lfq import LFQOutput
+from vqjax.quantizers import residual
+from vqjax.quantizers.residual import (grouped_lookup, grouped_quantize, residual_lookup,
+                                       residual_quantize)

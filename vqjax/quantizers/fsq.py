@@ -7,7 +7,8 @@ Every channel c of z [..., len(levels)] is squashed into L_c values and rounded:
     bounded = tanh(z + atanh(offset / half_l)) half_l - offset
     code    = round_ste(bounded) / (L // 2)  in [-1, 1]
 
-For L = 2, offset / half_l > 1 has no atanh; the shift is 0 there, so the two values
+The shift makes bounded(0) = 0 (vector-quantize-pytorch's atanh; the paper's notebook
+writes tan, which is close for large L). For L = 2, offset / half_l > 1 has no atanh; the shift is 0 there, so the two values
 -1 and 0 meet at z = 0.
 
 The codebook is implicit: the prod(levels) grid points, with no parameters and no

@@ -145,9 +145,9 @@ def quantize(z, *, scale: float = 1.0, inverse_temperature: float = 100.0,
     raise ValueError(
         f"LFQ dim is {dim}; entropy='exact' sums over all 2^dim codes and allows dim <= "
         f"{MAX_EXACT_DIM}; use entropy='factorized' for larger dims")
-  if scale <= 0:
+  # Traced values (e.g. an annealing schedule under jit) are not checked.
+  if isinstance(scale, (int, float)) and scale <= 0:
     raise ValueError(f"scale is {scale}; the LFQ code values +-scale need scale > 0")
-  # A traced inverse_temperature (an annealing schedule under jit) is not checked.
   if isinstance(inverse_temperature, (int, float)) and inverse_temperature <= 0:
     raise ValueError(
         f"inverse_temperature is {inverse_temperature}; it must be > 0 (MAGVIT-v2 uses 100)")
