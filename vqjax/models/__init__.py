@@ -1,0 +1,7 @@
+"""Models: the VQ-VAE and VQ-VAE-2 autoencoders, with any quantizer layer of vqjax.nn."""
+from vqjax.models import layers
+from vqjax.models import vqvae
+from vqjax.models import vqvae2
+from vqjax.models.layers import Decoder, Encoder, ResidualStack
+from vqjax.models.vqvae import TinyVQVAE, VQVAE, VQVAEOutput
+from vqjax.models.vqvae2 import TinyVQVAE2, VQVAE2, VQVAE2Output
