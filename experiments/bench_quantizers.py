@@ -1,7 +1,7 @@
 """Benchmark: one VQ training step (forward, backward to the encoder output, EMA codebook
 update) of vqjax against vector-quantize-pytorch and dm-haiku's VectorQuantizerEMA.
 
-    python -m experiments.bench_quantizers            # all cases, about 3 minutes on 2 cores
+    python -m experiments.bench_quantizers            # all cases, 1.5 to 3.5 minutes on 2 cores
     python -m experiments.bench_quantizers --quick    # smallest case only (smoke test)
 
 Every peer quantizes the same inputs z [N, dim] against the same initial codebook [K, dim]
@@ -261,15 +261,15 @@ def format_table(results) -> str:
 def summary_line(results) -> str:
   """The last line of the output; a case that was not run gives nan."""
   by_shape = {(r.case.count, r.case.dim, r.case.codebook_size): r for r in results}
-  main, d256 = by_shape.get(SUMMARY_CASE), by_shape.get(SUMMARY_CASE_D256)
+  reference, d256 = by_shape.get(SUMMARY_CASE), by_shape.get(SUMMARY_CASE_D256)
 
   def value(result, field: str) -> str:
     return "nan" if result is None else f"{getattr(result, field):.3f}"
 
   return (f"summary: vs_vector_quantize_pytorch="
-          f"{value(main, 'speedup_vs_vector_quantize_pytorch')} "
-          f"vs_haiku={value(main, 'speedup_vs_haiku')} "
-          f"matmul_fraction={value(main, 'matmul_fraction')} "
+          f"{value(reference, 'speedup_vs_vector_quantize_pytorch')} "
+          f"vs_haiku={value(reference, 'speedup_vs_haiku')} "
+          f"matmul_fraction={value(reference, 'matmul_fraction')} "
           f"matmul_fraction_d256={value(d256, 'matmul_fraction')}")
 
 

@@ -1,0 +1,1 @@
+"""Experiment configs: `--config=experiments/configs/NAME.py[:ARG]`, see default.py."""

@@ -1,0 +1,87 @@
+"""The defaults every config starts from, and the parser of get_config's argument.
+
+A config is chosen as `--config=experiments/configs/NAME.py:ARG`; ARG reaches
+get_config(arg) as a short string of comma-separated flags and key=value pairs, e.g.
+'tiny' or 'tiny,num_steps=50'. The flag `tiny` shrinks a config for a laptop and for the
+tests: a small model, a few steps, small batches, frequent checkpoints. Single fields are
+overridden on the command line, e.g. `--config.train.num_steps=1000`.
+
+Fields (see vqjax.train: experiment.py, build.py, optimizer.py, loop.py):
+  seed          data order, augmentation, initialization and every step's keys
+  data          TFDS dataset and split names, batch sizes, preprocessing
+  model         `name` ('vqvae', 'vqvae2'), the model's fields, and `quantizer`: a layer
+                name of vqjax.train.build.QUANTIZERS with that layer's fields
+  optimizer     vqjax.train.optimizer.make_optimizer's keywords
+  train         steps, logging, checkpoint and evaluation intervals, k-means init
+  distributed   vqjax.train.distributed.maybe_initialize's keywords
+"""
+from __future__ import annotations
+
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """The defaults: a VQ-VAE of the paper's shape on 32x32 RGB images (cifar10.py)."""
+  del arg
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.data = ml_collections.ConfigDict(dict(
+      dataset="cifar10", data_dir=None, download=False, train_split="train",
+      eval_split="test", image_size=None, value_range=(-1.0, 1.0), random_flip=False,
+      batch_size=128, eval_batch_size=256, shuffle_buffer_size=None,
+      variance_examples=10_000))
+  config.model = ml_collections.ConfigDict(dict(
+      name="vqvae", image_channels=3, embedding_dim=64, hidden_channels=256,
+      residual_channels=256, num_residual_layers=2, downsample_factor=4, dtype="float32",
+      quantizer=dict(name="vq", codebook_size=512, dim=64, beta=0.25)))
+  config.optimizer = ml_collections.ConfigDict(dict(
+      name="adam", learning_rate=2e-4, warmup_steps=0, schedule="constant",
+      end_learning_rate_fraction=0.0, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
+      grad_clip_norm=None))
+  config.train = ml_collections.ConfigDict(dict(
+      num_steps=250_000, log_every_steps=100, checkpoint_every_steps=5_000,
+      keep_checkpoints=3, eval_every_steps=0, kmeans_init=False, kmeans_iterations=10,
+      grid_examples=16, quantizer_loss_weights=None))
+  config.distributed = ml_collections.ConfigDict(dict(
+      initialize="auto", coordinator_address=None, num_processes=None, process_id=None))
+  return config
+
+
+def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+  """get_config's argument as a ConfigDict of `defaults` with what arg sets.
+
+  'tiny' sets a bool default to True; 'key=value' converts value to the default's type.
+  """
+  values = dict(defaults)
+  for part in filter(None, (arg or "").split(",")):
+    key, has_value, value = part.partition("=")
+    if key not in defaults:
+      raise ValueError(f"unknown config argument {key!r} in {arg!r}; this config takes "
+                       f"{', '.join(sorted(defaults)) or 'no arguments'}")
+    kind = type(defaults[key])
+    if not has_value:
+      if kind is not bool:
+        raise ValueError(f"config argument {key!r} needs a value: {key}=...")
+      values[key] = True
+    elif kind is bool:
+      if value.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"config argument {key}={value!r} is not a bool; use true or false")
+      values[key] = value.lower() in ("true", "1")
+    else:
+      values[key] = kind(value)
+  return ml_collections.ConfigDict(values)
+
+
+def shrink(config: ml_collections.ConfigDict, *, num_steps: int = 20,
+           batch_size: int = 32) -> ml_collections.ConfigDict:
+  """The 'tiny' switch: a test-sized model (as vqjax.models.TinyVQVAE), a few steps on
+  small batches, frequent logs and checkpoints, the data as configured."""
+  config.model.update(embedding_dim=8, hidden_channels=16, residual_channels=8,
+                      num_residual_layers=1)
+  config.model.quantizer.update(codebook_size=32, dim=8)
+  config.data.update(batch_size=batch_size, eval_batch_size=2 * batch_size,
+                     variance_examples=1_000)
+  config.optimizer.update(learning_rate=1e-3, warmup_steps=0)
+  config.train.update(num_steps=num_steps, log_every_steps=5, checkpoint_every_steps=10,
+                      eval_every_steps=0, grid_examples=8)
+  return config

@@ -1,0 +1,27 @@
+r"""Trains a VQ-VAE from a config; a restart with the same workdir resumes exactly.
+
+  python -m experiments.train --config=experiments/configs/digits.py --workdir=/tmp/digits
+  python -m experiments.train --config=experiments/configs/digits.py:tiny --workdir=/tmp/t \
+      --config.train.num_steps=50
+"""
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from vqjax.train import loop
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
+config_flags.DEFINE_config_file("config", None, "Config file, as path/to/config.py[:arg].",
+                                lock_config=True)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+
+
+if __name__ == "__main__":
+  app.run(main)

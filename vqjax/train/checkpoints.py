@@ -1,0 +1,95 @@
+"""Checkpoints of the train state with orbax: every N steps and at the end, the last K
+kept, the latest restored on restart.
+
+Orbax writes each step into a temporary directory and renames it when complete, so a
+process killed mid-write leaves no half-written step (its temporary directory is removed
+when the next run starts). A step that is there but cannot be read back (files damaged
+or missing) is moved to `<directory>.corrupt/<step>` with a warning, and the one before
+it is restored.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Sequence
+
+from absl import logging
+import jax
+import orbax.checkpoint as ocp
+
+from vqjax.train.state import TrainState
+
+
+class Checkpoints:
+  """The checkpoints of one run, in `directory`.
+
+  save(state) writes when state.step is a multiple of save_every_steps (or force=True);
+  writes finish in the background, so call wait() before relying on them, and close()
+  at the end.
+  """
+
+  def __init__(self, directory: str, *, save_every_steps: int, max_to_keep: int | None):
+    if not isinstance(save_every_steps, int) or save_every_steps < 1:
+      raise ValueError(f"checkpoint_every_steps is {save_every_steps!r}; it must be an int >= 1")
+    if max_to_keep is not None and (not isinstance(max_to_keep, int) or max_to_keep < 1):
+      raise ValueError(f"keep_checkpoints is {max_to_keep!r}; it must be an int >= 1, or None "
+                       "to keep all")
+    self.directory = os.path.abspath(directory)
+    self._options = ocp.CheckpointManagerOptions(
+        save_interval_steps=save_every_steps, max_to_keep=max_to_keep, create=True,
+        cleanup_tmp_directories=True)
+    self._manager = ocp.CheckpointManager(self.directory, options=self._options)
+
+  def all_steps(self) -> Sequence[int]:
+    return sorted(self._manager.all_steps())
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def save(self, state: TrainState, *, force: bool = False) -> bool:
+    """Saves state at its step if the interval says so (or force); True if it saved."""
+    step = int(jax.device_get(state.step))
+    if step in self._manager.all_steps():
+      return False
+    return self._manager.save(step, args=ocp.args.StandardSave(state), force=force)
+
+  def restore(self, abstract_state: TrainState, step: int) -> TrainState:
+    """The state saved at `step`, shaped and placed like abstract_state."""
+    state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+    restored_step = int(jax.device_get(state.step))
+    if restored_step != step:
+      raise ValueError(f"checkpoint {step} holds a state at step {restored_step}")
+    return state
+
+  def restore_latest(self, abstract_state: TrainState) -> TrainState | None:
+    """The latest readable checkpoint, or None if there is none.
+
+    Unreadable steps are moved aside (see the module docstring) with a warning naming
+    what failed, so that training goes on from the step before and saves over them.
+    """
+    for step in reversed(self.all_steps()):
+      try:
+        return self.restore(abstract_state, step)
+      except Exception as error:  # pylint: disable=broad-except  # any failure: try older
+        self._quarantine(step, error)
+    return None
+
+  def wait(self) -> None:
+    """Blocks until every save has been written."""
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.close()
+
+  def _quarantine(self, step: int, error: Exception) -> None:
+    target = os.path.join(self.directory + ".corrupt", str(step))
+    if os.path.exists(target):
+      shutil.rmtree(target)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    self._manager.close()  # a failed restore can leave the manager's view of items stale
+    shutil.move(os.path.join(self.directory, str(step)), target)
+    self._manager = ocp.CheckpointManager(self.directory, options=self._options)
+    message = (f"checkpoint at step {step} in {self.directory} is partial or corrupted and "
+               f"cannot be restored ({type(error).__name__}: {str(error)[:300]}); moved it to "
+               f"{target} and falling back to the previous checkpoint")
+    logging.warning(message)

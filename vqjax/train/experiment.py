@@ -1,0 +1,136 @@
+"""An experiment from its config, checked before anything compiles, and its data.
+
+`prepare(config)` reads dataset metadata (preparing the dataset first where
+config.data.download is set), builds the model and optimizer, and traces the model's
+initialization on shapes alone (jax.eval_shape), so every mistake in the config or the
+data fails here with a ValueError that names the fix: unknown dataset or split, channels
+that differ between data and model, image sizes the model cannot downsample, batch
+sizes the devices cannot split, bad codebook size, beta or learning rate.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from typing import Any, Callable, Iterator, NamedTuple
+
+from absl import logging
+import jax
+import ml_collections
+
+from vqjax import data
+from vqjax.data import sources
+from vqjax.train import build, optimizer as optimizer_lib, parallel
+from vqjax.train.state import TrainState
+
+CONFIG_FILE = "config.json"
+
+
+class Experiment(NamedTuple):
+  config: ml_collections.ConfigDict  # with config.data.data_dir made absolute
+  info: data.DatasetInfo
+  model: Any
+  optimizer: optimizer_lib.Optimizer
+  init: Callable[[], TrainState]     # a fresh state on the local devices
+  abstract_state: TrainState         # its shapes, dtypes and placement
+
+
+def prepare(config: ml_collections.ConfigDict) -> Experiment:
+  """Checks config against the data and the devices and builds the experiment."""
+  config = resolve_paths(config)
+  data_config, train_config = config.data, config.train
+  for name in ("num_steps", "log_every_steps", "checkpoint_every_steps"):
+    value = train_config[name]
+    if not isinstance(value, int) or value < 1:
+      raise ValueError(f"config.train.{name} is {value!r}; it must be an int >= 1")
+  if not isinstance(train_config.eval_every_steps, int) or train_config.eval_every_steps < 0:
+    raise ValueError(f"config.train.eval_every_steps is {train_config.eval_every_steps!r}; it "
+                     "must be an int >= 0 (0: evaluate only at the end)")
+  data.batch_layout(data_config.batch_size)
+  data.batch_layout(data_config.eval_batch_size)
+  info = data.dataset_info(data_config.dataset, data_dir=data_config.data_dir,
+                           download=data_config.download, image_size=data_config.image_size)
+  for split in (data_config.train_split, data_config.eval_split):
+    sources.open_source(data_config.dataset, split=split, data_dir=data_config.data_dir)
+  channels = config.model.image_channels
+  if channels != info.channels:
+    raise ValueError(
+        f"dataset {info.name!r} has {info.channels}-channel images but "
+        f"config.model.image_channels is {channels}; set config.model.image_channels="
+        f"{info.channels}")
+  model = build.build_model(config.model, axis_name=parallel.AXIS_NAME)
+  optimizer_fields = config.optimizer.to_dict()
+  known = set(inspect.signature(optimizer_lib.make_optimizer).parameters) - {"total_steps"}
+  if set(optimizer_fields) - known:
+    raise ValueError(f"config.optimizer has unknown field(s) "
+                     f"{sorted(set(optimizer_fields) - known)}; its fields are {sorted(known)}")
+  optimizer = optimizer_lib.make_optimizer(total_steps=train_config.num_steps,
+                                           **optimizer_fields)
+  init = parallel.init_state(model, optimizer.transform, seed=config.seed,
+                             image_shape=info.image_shape)
+  abstract_state = parallel.abstract_state(init)  # the model's own checks run here
+  return Experiment(config, info, model, optimizer, init, abstract_state)
+
+
+def resolve_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of config whose data_dir is absolute (relative paths are from the current
+  directory), so that a saved config works from anywhere."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  if config.data.data_dir is not None:
+    config.data.data_dir = os.path.abspath(os.path.expanduser(config.data.data_dir))
+  return config
+
+
+def train_batches(experiment: Experiment, *, start_step: int) -> Iterator[dict]:
+  """Training batches from batch start_step on (the same batches on every restart)."""
+  data_config = experiment.config.data
+  return data.make_train_iterator(
+      data_config.dataset, batch_size=data_config.batch_size, split=data_config.train_split,
+      random_flip=data_config.random_flip, shuffle_buffer_size=data_config.shuffle_buffer_size,
+      seed=experiment.config.seed, start_step=start_step, **_common(experiment))
+
+
+def eval_batches(experiment: Experiment) -> Iterator[dict]:
+  """One pass over the evaluation split, padded batches masked."""
+  data_config = experiment.config.data
+  return data.make_eval_iterator(data_config.dataset, batch_size=data_config.eval_batch_size,
+                                 split=data_config.eval_split, **_common(experiment))
+
+
+def data_variance(experiment: Experiment) -> float:
+  """The pixel variance of the training split (its first variance_examples examples)."""
+  data_config = experiment.config.data
+  return data.data_variance(data_config.dataset, data_dir=data_config.data_dir,
+                            split=data_config.train_split, image_size=data_config.image_size,
+                            value_range=tuple(data_config.value_range),
+                            max_examples=data_config.variance_examples)
+
+
+def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Writes config to workdir/config.json, warning if a different one is there."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  text = config.to_json(indent=2, sort_keys=True)
+  if os.path.exists(path):
+    with open(path) as f:
+      if json.load(f) != json.loads(text):
+        logging.warning("the config differs from the one %s was started with; a resumed run "
+                        "then differs from an uninterrupted one", path)
+  with open(path, "w") as f:
+    f.write(text)
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config that train saved in workdir."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise ValueError(f"{path} does not exist; pass the --workdir that experiments.train "
+                     "wrote (it saves its config there)")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def _common(experiment: Experiment) -> dict:
+  data_config = experiment.config.data
+  return dict(data_dir=data_config.data_dir, image_size=data_config.image_size,
+              channels=experiment.config.model.image_channels,
+              value_range=tuple(data_config.value_range))

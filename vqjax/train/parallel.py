@@ -1,0 +1,72 @@
+"""The one place that maps the per-device steps of vqjax.train.steps over devices.
+
+Batches are laid out [devices, per-device batch, ...] (as vqjax.data yields them) and
+mapped on AXIS_NAME. The state is not replicated by hand: it goes in with in_axes=None
+and comes back with out_axes=None, one array per leaf held identically by every device,
+and the train step donates it so its buffers are reused in place.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import numpy as np
+import optax
+
+from vqjax.train import state as train_state
+from vqjax.train import steps
+
+AXIS_NAME = "batch"
+
+
+def init_state(model: nn.Module, optimizer: optax.GradientTransformation, *, seed: int,
+               image_shape: tuple[int, int, int],
+               devices: Sequence[jax.Device] | None = None) -> Callable:
+  """() -> a fresh TrainState on the devices; jax.eval_shape of it is the abstract state."""
+  count = len(devices) if devices is not None else jax.local_device_count()
+  init = jax.pmap(functools.partial(train_state.create_train_state, model, optimizer, seed=seed),
+                  axis_name=AXIS_NAME, out_axes=None, devices=devices)
+  return lambda: init(jax.numpy.zeros((count, 1, *image_shape), jax.numpy.float32))
+
+
+def replicated_sharding(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Sharding:
+  """How the state lives: whole on every device (what out_axes=None returns)."""
+  mesh = jax.sharding.Mesh(np.asarray(devices or jax.local_devices()), (AXIS_NAME,))
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+
+def abstract_state(init: Callable, devices: Sequence[jax.Device] | None = None):
+  """Shapes, dtypes and placement of what init_state's function returns; compiles nothing
+  (the model's checks run on the shapes)."""
+  sharding = replicated_sharding(devices)
+  return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding),
+                      jax.eval_shape(init))
+
+
+def train_step(model: nn.Module, optimizer: optax.GradientTransformation, *,
+               quantizer_loss_weights: Mapping[str, float] | None = None,
+               devices: Sequence[jax.Device] | None = None) -> Callable:
+  """(state, batch) -> (state, metrics), the state donated; metrics are global means."""
+  step = functools.partial(steps.train_step, model=model, optimizer=optimizer,
+                           axis_name=AXIS_NAME, quantizer_loss_weights=quantizer_loss_weights)
+  return jax.pmap(step, axis_name=AXIS_NAME, in_axes=(None, 0), out_axes=(None, None),
+                  donate_argnums=(0,), devices=devices)
+
+
+def eval_step(model: nn.Module, *, value_range=(-1.0, 1.0),
+              devices: Sequence[jax.Device] | None = None) -> Callable:
+  """(state, batch) -> (global sums, reconstructions [devices, per-device batch, ...])."""
+  step = functools.partial(steps.eval_step, model=model, value_range=tuple(value_range),
+                           axis_name=AXIS_NAME)
+  return jax.pmap(step, axis_name=AXIS_NAME, in_axes=(None, 0), out_axes=(None, 0),
+                  devices=devices)
+
+
+def kmeans_step(model: nn.Module, *, iterations: int = 10,
+                devices: Sequence[jax.Device] | None = None) -> Callable:
+  """(state, batch, key) -> state with its codebooks fit by k-means on the global batch."""
+  step = functools.partial(steps.kmeans_step, model=model, iterations=iterations)
+  return jax.pmap(step, axis_name=AXIS_NAME, in_axes=(None, 0, None), out_axes=None,
+                  donate_argnums=(0,), devices=devices)

@@ -1,0 +1,138 @@
+"""What a run reports: TensorBoard event files, a console progress line with an ETA, and
+the buffer that fetches each step's metrics from the devices and stops on a NaN.
+
+TensorBoard files are written with TensorFlow's own summary op and the 'scalars' and
+'images' plugin metadata, which is all TensorBoard reads; the `tensorboard` package
+(which tf.summary.scalar and flax.metrics.tensorboard import) is not needed to write them.
+"""
+from __future__ import annotations
+
+import datetime
+import math
+import time
+from typing import Mapping
+
+import jax
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss became NaN or infinite; training stopped without saving that state."""
+
+
+# A finite loss with non-finite gradients would still make the next parameters NaN.
+_GUARDED = ("loss", "grad_norm")
+
+
+def flatten_metrics(metrics: Mapping[str, object]) -> dict[str, float]:
+  """Host floats; array metrics (per level of a residual codebook) become name/0, name/1."""
+  flat = {}
+  for name, value in metrics.items():
+    value = np.asarray(value, np.float64)
+    if value.ndim == 0:
+      flat[name] = float(value)
+    else:
+      flat.update({f"{name}/{i}": float(v) for i, v in enumerate(value.reshape(-1))})
+  return flat
+
+
+class MetricsBuffer:
+  """Keeps each step's metrics on the device until asked, so the host never waits on the
+  step it just dispatched; fetching checks the loss of every step in order.
+
+  add(step, metrics) after each step; fetch(upto) brings steps <= upto to the host and
+  raises NonFiniteLossError naming the first step whose loss (or gradient norm) is NaN or
+  infinite;
+  mean() averages what was fetched since the last mean().
+  """
+
+  def __init__(self):
+    self._pending: list[tuple[int, dict]] = []
+    self._fetched: list[dict[str, float]] = []
+
+  def add(self, step: int, metrics: Mapping[str, jax.Array]) -> None:
+    self._pending.append((step, metrics))
+
+  def fetch(self, upto: int) -> None:
+    ready = [(step, metrics) for step, metrics in self._pending if step <= upto]
+    self._pending = [(step, metrics) for step, metrics in self._pending if step > upto]
+    for step, metrics in ready:
+      values = flatten_metrics(jax.device_get(metrics))
+      if not all(math.isfinite(values[name]) for name in _GUARDED if name in values):
+        terms = ", ".join(f"{name}={value:.4g}" for name, value in values.items()
+                          if name.endswith("loss") or name == "grad_norm")
+        raise NonFiniteLossError(
+            f"non-finite loss at step {step} ({terms}); training stopped and that state "
+            "was not saved. Restart from the last checkpoint with a lower learning rate or "
+            "gradient clipping (config.optimizer.grad_clip_norm)")
+      self._fetched.append(values)
+
+  def mean(self) -> dict[str, float]:
+    fetched, self._fetched = self._fetched, []
+    return {name: float(np.mean([m[name] for m in fetched])) for name in fetched[0]} if fetched else {}
+
+
+class Progress:
+  """Rates since the last report and the time left, for the console and TensorBoard."""
+
+  def __init__(self, *, start_step: int, total_steps: int, global_batch_size: int):
+    self._total, self._batch = total_steps, global_batch_size
+    self._last_step, self._last_time = start_step, time.monotonic()
+
+  def rates(self, step: int) -> dict[str, float]:
+    now = time.monotonic()
+    steps_per_second = (step - self._last_step) / max(now - self._last_time, 1e-9)
+    self._last_step, self._last_time = step, now
+    return {"steps_per_second": steps_per_second,
+            "images_per_second": steps_per_second * self._batch}
+
+  def line(self, step: int, metrics: Mapping[str, float], rates: Mapping[str, float]) -> str:
+    left = (self._total - step) / max(rates["steps_per_second"], 1e-9)
+    eta = str(datetime.timedelta(seconds=round(left)))
+    shown = " ".join(f"{name} {metrics[name]:.4g}" for name in (
+        "loss", "reconstruction_loss", "quantizer_loss", "perplexity", "top/perplexity",
+        "bottom/perplexity", "codes_used_fraction") if name in metrics)
+    return (f"step {step}/{self._total} ({step / self._total:.0%}) | {shown} | "
+            f"{rates['steps_per_second']:.1f} steps/s {rates['images_per_second']:.0f} images/s"
+            f" | ETA {eta}")
+
+
+class SummaryWriter:
+  """TensorBoard scalars and images in `logdir`; a no-op where enabled is False (every
+  process but the first)."""
+
+  def __init__(self, logdir: str, *, enabled: bool = True):
+    self._writer = tf.summary.create_file_writer(logdir) if enabled else None
+
+  def scalars(self, step: int, values: Mapping[str, float]) -> None:
+    if self._writer is None:
+      return
+    with self._writer.as_default():
+      for tag, value in values.items():
+        tf.summary.write(tag, tf.constant(float(value), tf.float32), step=step,
+                         metadata=_plugin("scalars"))
+
+  def image(self, step: int, tag: str, pixels: np.ndarray) -> None:
+    """uint8 [H, W, C] pixels as one TensorBoard image."""
+    if self._writer is None:
+      return
+    pixels = np.asarray(pixels, np.uint8)
+    tensor = tf.stack([tf.constant(str(pixels.shape[1])), tf.constant(str(pixels.shape[0])),
+                       tf.io.encode_png(pixels)])
+    with self._writer.as_default():
+      tf.summary.write(tag, tensor, step=step, metadata=_plugin("images"))
+
+  def flush(self) -> None:
+    if self._writer is not None:
+      self._writer.flush()
+
+  def close(self) -> None:
+    if self._writer is not None:
+      self._writer.close()
+
+
+def _plugin(name: str) -> summary_pb2.SummaryMetadata:
+  return summary_pb2.SummaryMetadata(
+      plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=name))
