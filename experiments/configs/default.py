@@ -4,7 +4,8 @@ A config is chosen as `--config=experiments/configs/NAME.py:ARG`; ARG reaches
 get_config(arg) as a short string of comma-separated flags and key=value pairs, e.g.
 'tiny' or 'tiny,num_steps=50'. The flag `tiny` shrinks a config for a laptop and for the
 tests: a small model, a few steps, small batches, frequent checkpoints. Single fields are
-overridden on the command line, e.g. `--config.train.num_steps=1000`.
+overridden on the command line, e.g. `--config.train.num_steps=1000`; fields that may be
+None are typed placeholders, so that they can be overridden too.
 
 Fields (see vqjax.train: experiment.py, build.py, optimizer.py, loop.py):
   seed          data order, augmentation, initialization and every step's keys
@@ -18,33 +19,36 @@ Fields (see vqjax.train: experiment.py, build.py, optimizer.py, loop.py):
 from __future__ import annotations
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The defaults: a VQ-VAE of the paper's shape on 32x32 RGB images (cifar10.py)."""
-  del arg
+  args = parse_arg(arg, tiny=False)
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.data = ml_collections.ConfigDict(dict(
-      dataset="cifar10", data_dir=None, download=False, train_split="train",
-      eval_split="test", image_size=None, value_range=(-1.0, 1.0), random_flip=False,
-      batch_size=128, eval_batch_size=256, shuffle_buffer_size=None,
-      variance_examples=10_000))
+      dataset="cifar10", data_dir=placeholder(str), download=False, train_split="train",
+      eval_split="test", image_size=placeholder(int), value_range=(-1.0, 1.0),
+      random_flip=False, batch_size=128, eval_batch_size=256,
+      shuffle_buffer_size=placeholder(int), variance_examples=10_000))
   config.model = ml_collections.ConfigDict(dict(
       name="vqvae", image_channels=3, embedding_dim=64, hidden_channels=256,
       residual_channels=256, num_residual_layers=2, downsample_factor=4, dtype="float32",
-      quantizer=dict(name="vq", codebook_size=512, dim=64, beta=0.25)))
+      quantizer=dict(name="vq", codebook_size=512, dim=64, beta=0.25,
+                     ema_decay=placeholder(float), dead_code_threshold=0.0)))
   config.optimizer = ml_collections.ConfigDict(dict(
       name="adam", learning_rate=2e-4, warmup_steps=0, schedule="constant",
       end_learning_rate_fraction=0.0, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
-      grad_clip_norm=None))
+      grad_clip_norm=placeholder(float)))
   config.train = ml_collections.ConfigDict(dict(
       num_steps=250_000, log_every_steps=100, checkpoint_every_steps=5_000,
-      keep_checkpoints=3, eval_every_steps=0, kmeans_init=False, kmeans_iterations=10,
-      grid_examples=16, quantizer_loss_weights=None))
+      keep_checkpoints=3, eval_every_steps=0, kmeans_init=False,
+      kmeans_iterations=10, grid_examples=16, quantizer_loss_weights=placeholder(dict)))
   config.distributed = ml_collections.ConfigDict(dict(
-      initialize="auto", coordinator_address=None, num_processes=None, process_id=None))
-  return config
+      initialize="auto", coordinator_address=placeholder(str), num_processes=placeholder(int),
+      process_id=placeholder(int)))
+  return shrink(config) if args.tiny else config
 
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:

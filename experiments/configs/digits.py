@@ -2,7 +2,7 @@ r"""VQ-VAE on the built-in digits (scikit-learn's 8x8 handwritten digits): no ne
 
 Each 8x8 digit becomes a 4x4 grid of tokens (downsample factor 2) from a 128-code EMA
 codebook, fit by k-means to the first batch, with dead codes restarted from the batch.
-About a minute on 2 CPU cores.
+About a minute and a half on 2 CPU cores (test MSE / data variance about 0.025).
 
   python -m experiments.train --config=experiments/configs/digits.py --workdir=/tmp/digits
   python -m experiments.train --config=experiments/configs/digits.py:tiny --workdir=/tmp/t
@@ -17,8 +17,8 @@ def get_config(arg: str | None = None):
   config = default.get_config()
   config.data.update(dataset="vqjax_digits", download=True, batch_size=128,
                      eval_batch_size=128, variance_examples=None)
-  config.model.update(image_channels=1, embedding_dim=16, hidden_channels=64,
-                      residual_channels=32, num_residual_layers=2, downsample_factor=2)
+  config.model.update(image_channels=1, embedding_dim=16, hidden_channels=32,
+                      residual_channels=16, num_residual_layers=2, downsample_factor=2)
   # A code is dead when it gets under 1/64 of its fair share of the batch's 2,048 tokens.
   config.model.quantizer.update(codebook_size=128, dim=16, ema_decay=0.95,
                                 dead_code_threshold=0.25)
@@ -28,5 +28,4 @@ def get_config(arg: str | None = None):
                       kmeans_init=True, grid_examples=32)
   if args.tiny:
     default.shrink(config)
-    config.model.quantizer.update(dead_code_threshold=0.0)
   return config

@@ -23,9 +23,9 @@ from vqjax.train.state import TrainState
 class Checkpoints:
   """The checkpoints of one run, in `directory`.
 
-  save(state) writes when state.step is a multiple of save_every_steps (or force=True);
-  writes finish in the background, so call wait() before relying on them, and close()
-  at the end.
+  due(step) says whether step is one to save at (a multiple of save_every_steps);
+  save(state) writes; writes finish in the background, so call wait() before relying on
+  them, and close() at the end.
   """
 
   def __init__(self, directory: str, *, save_every_steps: int, max_to_keep: int | None):
@@ -35,9 +35,9 @@ class Checkpoints:
       raise ValueError(f"keep_checkpoints is {max_to_keep!r}; it must be an int >= 1, or None "
                        "to keep all")
     self.directory = os.path.abspath(directory)
-    self._options = ocp.CheckpointManagerOptions(
-        save_interval_steps=save_every_steps, max_to_keep=max_to_keep, create=True,
-        cleanup_tmp_directories=True)
+    self.save_every_steps = save_every_steps
+    self._options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                                 cleanup_tmp_directories=True)
     self._manager = ocp.CheckpointManager(self.directory, options=self._options)
 
   def all_steps(self) -> Sequence[int]:
@@ -46,12 +46,15 @@ class Checkpoints:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(self, state: TrainState, *, force: bool = False) -> bool:
-    """Saves state at its step if the interval says so (or force); True if it saved."""
+  def due(self, step: int) -> bool:
+    return step % self.save_every_steps == 0
+
+  def save(self, state: TrainState) -> bool:
+    """Saves state at its step; False if that step is already saved."""
     step = int(jax.device_get(state.step))
     if step in self._manager.all_steps():
       return False
-    return self._manager.save(step, args=ocp.args.StandardSave(state), force=force)
+    return self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
 
   def restore(self, abstract_state: TrainState, step: int) -> TrainState:
     """The state saved at `step`, shaped and placed like abstract_state."""

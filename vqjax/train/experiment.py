@@ -12,10 +12,10 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 from absl import logging
-import jax
+import flax.linen as nn
 import ml_collections
 
 from vqjax import data
@@ -29,7 +29,7 @@ CONFIG_FILE = "config.json"
 class Experiment(NamedTuple):
   config: ml_collections.ConfigDict  # with config.data.data_dir made absolute
   info: data.DatasetInfo
-  model: Any
+  model: nn.Module
   optimizer: optimizer_lib.Optimizer
   init: Callable[[], TrainState]     # a fresh state on the local devices
   abstract_state: TrainState         # its shapes, dtypes and placement

@@ -63,8 +63,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
     state = _train(run, state, batches, checkpoints, writer, evaluator)
     if state is None:
       return None
-    checkpoints.save(state, force=True)
+    checkpoints.save(state)
     return evaluator.report(state, workdir, writer=writer)
+  except summaries.NonFiniteLossError:
+    checkpoints.wait()
+    logging.error("training stopped on a non-finite loss; the last good checkpoint is step %s "
+                  "in %s", checkpoints.latest_step(), checkpoints.directory)
+    raise
   finally:
     checkpoints.wait()
     checkpoints.close()
@@ -136,8 +141,11 @@ def _train(run: experiment.Experiment, state: TrainState, batches, checkpoints: 
   """Steps from state.step to num_steps; None when preempted (after saving)."""
   train_config, start_step = run.config.train, int(state.step)
   num_steps = train_config.num_steps
+  if start_step >= num_steps:
+    return state
+  weights = train_config.quantizer_loss_weights
   train_fn = parallel.train_step(run.model, run.optimizer.transform,
-                                 quantizer_loss_weights=train_config.quantizer_loss_weights)
+                                 quantizer_loss_weights=weights and weights.to_dict())
   buffer = summaries.MetricsBuffer()
   progress = summaries.Progress(start_step=start_step, total_steps=num_steps,
                                 global_batch_size=run.config.data.batch_size)
@@ -153,11 +161,12 @@ def _train(run: experiment.Experiment, state: TrainState, batches, checkpoints: 
         buffer.fetch(upto=step)
         values, rates = buffer.mean(), progress.rates(step)
         values["learning_rate"] = float(run.optimizer.learning_rate(step - 1))
-        writer.scalars(step, {f"train/{name}": value for name, value in {**values, **rates}.items()})
+        writer.scalars(step, {f"train/{name}": value
+                              for name, value in {**values, **rates}.items()})
         logging.info(progress.line(step, values, rates))
-      if step % train_config.checkpoint_every_steps == 0 or preempted:
+      if checkpoints.due(step) or preempted:
         buffer.fetch(upto=step)  # never save a state whose loss was not finite
-        checkpoints.save(state, force=preempted)
+        checkpoints.save(state)
       if preempted:
         checkpoints.wait()
         logging.warning("preempted (SIGTERM) at step %d: saved a checkpoint in %s; run the "

@@ -12,6 +12,7 @@ from typing import Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -28,7 +29,7 @@ def init_state(model: nn.Module, optimizer: optax.GradientTransformation, *, see
   count = len(devices) if devices is not None else jax.local_device_count()
   init = jax.pmap(functools.partial(train_state.create_train_state, model, optimizer, seed=seed),
                   axis_name=AXIS_NAME, out_axes=None, devices=devices)
-  return lambda: init(jax.numpy.zeros((count, 1, *image_shape), jax.numpy.float32))
+  return lambda: init(jnp.zeros((count, 1, *image_shape), jnp.float32))
 
 
 def replicated_sharding(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Sharding:
@@ -41,7 +42,7 @@ def abstract_state(init: Callable, devices: Sequence[jax.Device] | None = None):
   """Shapes, dtypes and placement of what init_state's function returns; compiles nothing
   (the model's checks run on the shapes)."""
   sharding = replicated_sharding(devices)
-  return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding),
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
                       jax.eval_shape(init))
 
 

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-QUANTIZER_STATE = "quantizer_state"
+from vqjax.nn.quantizer_layers import STATE as QUANTIZER_STATE
 
 
 @flax.struct.dataclass

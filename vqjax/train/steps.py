@@ -18,10 +18,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from vqjax.nn.quantizer_layers import RNG as QUANTIZER_RNG
 from vqjax.train import build
 from vqjax.train.state import QUANTIZER_STATE, TrainState, step_key
-
-QUANTIZER_RNG = "quantizer"
 
 
 def reconstruction_loss(reconstruction, images):
@@ -73,7 +72,7 @@ def train_step(state: TrainState, batch, *, model: nn.Module,
              **{name: value.astype(jnp.float32) for name, value in output.metrics.items()}}
   if axis_name is not None:
     metrics = jax.lax.pmean(metrics, axis_name)
-  metrics["grad_norm"] = optax.global_norm(grads)
+  metrics["grad_norm"] = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads)))
   return state, metrics
 
 

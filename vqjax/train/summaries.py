@@ -71,7 +71,9 @@ class MetricsBuffer:
 
   def mean(self) -> dict[str, float]:
     fetched, self._fetched = self._fetched, []
-    return {name: float(np.mean([m[name] for m in fetched])) for name in fetched[0]} if fetched else {}
+    if not fetched:
+      return {}
+    return {name: float(np.mean([values[name] for values in fetched])) for name in fetched[0]}
 
 
 class Progress:

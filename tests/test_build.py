@@ -1,0 +1,64 @@
+"""Models from config.model: explicit fields, every quantizer, clear errors."""
+import jax
+import jax.numpy as jnp
+import pytest
+
+from vqjax import models
+from vqjax import nn as vqnn
+from vqjax.train import build
+
+BASE = dict(image_channels=1, embedding_dim=8, hidden_channels=16, residual_channels=8,
+            num_residual_layers=1, downsample_factor=2)
+
+
+def _config(**overrides):
+  return {"name": "vqvae", **BASE, "quantizer": {"name": "vq", "codebook_size": 32, "dim": 8},
+          **overrides}
+
+
+def test_vqvae_with_its_fields_and_the_axis_name():
+  model = build.build_model(_config(dtype="bfloat16"), axis_name="devices")
+  assert isinstance(model, models.VQVAE)
+  assert (model.hidden_channels, model.downsample_factor, model.dtype) == (16, 2, jnp.bfloat16)
+  assert model.quantizer == vqnn.VectorQuantizer(32, 8, axis_name="devices")
+  assert build.quantizers_of(model) == {"": model.quantizer}
+
+
+def test_vqvae2_gets_two_quantizers_of_the_same_fields():
+  model = build.build_model(_config(name="vqvae2", quantizer={
+      "name": "vq", "codebook_size": 16, "dim": 8, "ema_decay": 0.99}), axis_name=None)
+  assert isinstance(model, models.VQVAE2)
+  assert model.top_quantizer == model.bottom_quantizer == vqnn.VectorQuantizer(
+      16, 8, ema_decay=0.99)
+  assert set(build.quantizers_of(model)) == {"top/", "bottom/"}
+  images = jax.ShapeDtypeStruct((2, 8, 8, 1), jnp.float32)
+  out = jax.eval_shape(lambda x: model.init_with_output(jax.random.key(0), x, train=False)[0],
+                       images)
+  assert {k: v.shape for k, v in build.token_grids(out).items()} == {
+      "top/": (2, 2, 2), "bottom/": (2, 4, 4)}
+
+
+@pytest.mark.parametrize("quantizer,embedding_dim,size", [
+    ({"name": "fsq", "levels": [8, 5, 5]}, 3, 200),  # lists from JSON become tuples
+    ({"name": "lfq", "dim": 6}, 6, 64),
+    ({"name": "residual", "levels": 2, "codebook_size": 16, "dim": 8}, 8, 16),
+    ({"name": "grouped", "groups": 2, "codebook_size": 16, "dim": 8}, 8, 16),
+    ({"name": "gumbel", "codebook_size": 16, "dim": 8}, 16, 16),
+])
+def test_every_quantizer_and_its_codebook_size(quantizer, embedding_dim, size):
+  model = build.build_model(_config(quantizer=quantizer, embedding_dim=embedding_dim))
+  assert build.codebook_size(model.quantizer) == size
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(name="vqgan"), "unknown model 'vqgan' in config.model.name"),
+    (dict(quantizer={"name": "kmeans"}), "unknown quantizer 'kmeans'"),
+    (dict(quantizer=None), "config.model has no 'quantizer'"),
+    (dict(dtype="float16"), "unknown dtype 'float16'"),
+    (dict(hidden=4), r"config.model has unknown field\(s\) 'hidden' for VQVAE; its fields"),
+    (dict(quantizer={"name": "vq", "codebook_size": 8, "dim": 8, "decay": 0.9}),
+     r"unknown field\(s\) 'decay' for VectorQuantizer; its fields are codebook_size, dim"),
+])
+def test_errors_name_the_field(overrides, message):
+  with pytest.raises(ValueError, match=message):
+    build.build_model(_config(**overrides))
