@@ -6,6 +6,11 @@ process killed mid-write leaves no half-written step (its temporary directory is
 when the next run starts). A step that is there but cannot be read back (files damaged
 or missing) is moved to `<directory>.corrupt/<step>` with a warning, and the one before
 it is restored.
+
+Several processes: every process calls save and restore (orbax has the first write the
+metadata). Orbax takes only global arrays there, so the state, which pmap holds whole on
+each process's own devices, is saved and restored as arrays whole on every device of
+every process, and handed back in pmap's per-process form.
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from typing import Sequence
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
+import numpy as np
 import orbax.checkpoint as ocp
 
 from vqjax.train.state import TrainState
@@ -34,7 +41,8 @@ class Checkpoints:
     if max_to_keep is not None and (not isinstance(max_to_keep, int) or max_to_keep < 1):
       raise ValueError(f"keep_checkpoints is {max_to_keep!r}; it must be an int >= 1, or None "
                        "to keep all")
-    self.directory = os.path.abspath(directory)
+    # A URL such as gs://bucket/dir (which a pod's processes share) is absolute already.
+    self.directory = directory if "://" in directory else os.path.abspath(directory)
     self.save_every_steps = save_every_steps
     self._options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                                  cleanup_tmp_directories=True)
@@ -54,11 +62,12 @@ class Checkpoints:
     step = int(jax.device_get(state.step))
     if step in self._manager.all_steps():
       return False
-    return self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    return self._manager.save(step, args=ocp.args.StandardSave(_to_global(state)), force=True)
 
   def restore(self, abstract_state: TrainState, step: int) -> TrainState:
     """The state saved at `step`, shaped and placed like abstract_state."""
-    state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+    target = _to_global(abstract_state)
+    state = _to_host_local(self._manager.restore(step, args=ocp.args.StandardRestore(target)))
     restored_step = int(jax.device_get(state.step))
     if restored_step != step:
       raise ValueError(f"checkpoint {step} holds a state at step {restored_step}")
@@ -96,3 +105,31 @@ class Checkpoints:
                f"cannot be restored ({type(error).__name__}: {str(error)[:300]}); moved it to "
                f"{target} and falling back to the previous checkpoint")
     logging.warning(message)
+
+
+_REPLICATED = jax.sharding.PartitionSpec()
+
+
+def _global_mesh() -> jax.sharding.Mesh:
+  return jax.sharding.Mesh(np.asarray(jax.devices()), ("devices",))
+
+
+def _to_global(tree):
+  """pmap's per-process replicated arrays (or their abstract shapes) as global arrays;
+  unchanged in a single process, where they already are."""
+  if jax.process_count() == 1:
+    return tree
+  mesh = _global_mesh()
+  sharding = jax.sharding.NamedSharding(mesh, _REPLICATED)
+  return jax.tree.map(
+      lambda x: (jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+                 if isinstance(x, jax.ShapeDtypeStruct)
+                 else multihost_utils.host_local_array_to_global_array(x, mesh, _REPLICATED)),
+      tree)
+
+
+def _to_host_local(tree):
+  """The inverse of _to_global: each process's arrays on its own devices, as pmap takes them."""
+  if jax.process_count() == 1:
+    return tree
+  return multihost_utils.global_array_to_host_local_array(tree, _global_mesh(), _REPLICATED)

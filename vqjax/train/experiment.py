@@ -15,6 +15,7 @@ import os
 from typing import Callable, Iterator, NamedTuple
 
 from absl import logging
+from etils import epath
 import flax.linen as nn
 import ml_collections
 
@@ -77,8 +78,14 @@ def resolve_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
   directory), so that a saved config works from anywhere."""
   config = ml_collections.ConfigDict(config.to_dict())
   if config.data.data_dir is not None:
-    config.data.data_dir = os.path.abspath(os.path.expanduser(config.data.data_dir))
+    config.data.data_dir = absolute_path(config.data.data_dir)
   return config
+
+
+def absolute_path(path: str) -> str:
+  """path made absolute from the current directory; a URL such as gs://bucket/dir (which
+  a pod's processes share) as it is."""
+  return path if "://" in path else os.path.abspath(os.path.expanduser(path))
 
 
 def train_batches(experiment: Experiment, *, start_step: int) -> Iterator[dict]:
@@ -108,25 +115,21 @@ def data_variance(experiment: Experiment) -> float:
 
 def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes config to workdir/config.json, warning if a different one is there."""
-  path = os.path.join(workdir, CONFIG_FILE)
+  path = epath.Path(workdir) / CONFIG_FILE
   text = config.to_json(indent=2, sort_keys=True)
-  if os.path.exists(path):
-    with open(path) as f:
-      if json.load(f) != json.loads(text):
-        logging.warning("the config differs from the one %s was started with; a resumed run "
-                        "then differs from an uninterrupted one", path)
-  with open(path, "w") as f:
-    f.write(text)
+  if path.exists() and json.loads(path.read_text()) != json.loads(text):
+    logging.warning("the config differs from the one %s was started with; a resumed run "
+                    "then differs from an uninterrupted one", path)
+  path.write_text(text)
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   """The config that train saved in workdir."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
+  path = epath.Path(workdir) / CONFIG_FILE
+  if not path.exists():
     raise ValueError(f"{path} does not exist; pass the --workdir that experiments.train "
                      "wrote (it saves its config there)")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
 def _common(experiment: Experiment) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
+from etils import epath
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -55,10 +56,11 @@ def codebook_usage_plot(counts: Mapping[str, np.ndarray], *, width: int = 800,
 
 
 def save_png(path: str, pixels: np.ndarray) -> None:
-  """Saves uint8 [H, W] or [H, W, 1 | 3] pixels as a PNG."""
+  """Saves uint8 [H, W] or [H, W, 1 | 3] pixels as a PNG (path local or gs://...)."""
   pixels = np.asarray(pixels, np.uint8)
-  Image.fromarray(pixels[..., 0] if pixels.ndim == 3 and pixels.shape[-1] == 1 else pixels).save(
-      path)
+  image = Image.fromarray(pixels[..., 0] if pixels.ndim == 3 and pixels.shape[-1] == 1 else pixels)
+  with epath.Path(path).open("wb") as f:
+    image.save(f, format="PNG")
 
 
 def _draw_panel(draw: ImageDraw.ImageDraw, counts: np.ndarray, label: str, *, top: int,

@@ -21,6 +21,7 @@ import os
 import time
 
 from absl import logging
+from etils import epath
 import flax.jax_utils
 import jax
 import ml_collections
@@ -35,9 +36,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   """Trains (or resumes) and evaluates; returns the final metrics, None if preempted."""
   distributed.maybe_initialize(**config.distributed.to_dict())
   run = experiment.prepare(config)  # every config and data check, before compiling
-  workdir = os.path.abspath(workdir)
+  workdir = experiment.absolute_path(workdir)  # local, or gs://... shared by a pod
   lead = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   if lead:
     experiment.save_config(run.config, workdir)
   train_config = run.config.train
@@ -80,7 +81,7 @@ def evaluate_workdir(workdir: str) -> dict:
   """Evaluates the latest checkpoint of a train_and_evaluate workdir with the config saved
   there; writes metrics.json, reconstructions.png and codebook_usage.png; returns the
   metrics."""
-  workdir = os.path.abspath(workdir)
+  workdir = experiment.absolute_path(workdir)
   config = experiment.load_config(workdir)
   distributed.maybe_initialize(**config.distributed.to_dict())
   run = experiment.prepare(config)
@@ -130,8 +131,7 @@ class Evaluator:
     if workdir is not None and jax.process_index() == 0:
       images.save_png(os.path.join(workdir, "reconstructions.png"), grid)
       images.save_png(os.path.join(workdir, "codebook_usage.png"), usage)
-      with open(os.path.join(workdir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
+      (epath.Path(workdir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
     logging.info("evaluation at step %d: %s", step, json.dumps(metrics))
     return metrics
 
