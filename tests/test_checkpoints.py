@@ -1,7 +1,6 @@
 """Checkpoints: round trip, interval and retention, and falling back past a damaged step."""
 import logging
 import os
-import pathlib
 import shutil
 
 import chex
