@@ -19,8 +19,6 @@ from experiments.configs import digits
 from vqjax.train import loop
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", "workdir/quickstart", "Where the outputs go.")
-flags.DEFINE_string("config_arg", None, "get_config's argument, e.g. 'tiny' for a smoke run.")
 
 OUTPUTS = ("reconstructions.png", "codebook_usage.png", "metrics.json")
 
@@ -42,5 +40,13 @@ def main(argv):
   print("outputs:", ", ".join(os.path.join(workdir, name) for name in OUTPUTS))
 
 
+def define_flags():
+  # Defined only when run as a program, so that importing this module (in tests, next to
+  # the other entry points) does not define the shared flag names twice.
+  flags.DEFINE_string("workdir", "workdir/quickstart", "Where the outputs go.")
+  flags.DEFINE_string("config_arg", None, "get_config's argument, e.g. 'tiny' for a smoke run.")
+
+
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

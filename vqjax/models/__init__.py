@@ -5,3 +5,5 @@ from vqjax.models import vqvae2
 from vqjax.models.layers import Decoder, Encoder, ResidualStack
 from vqjax.models.vqvae import TinyVQVAE, VQVAE, VQVAEOutput
 from vqjax.models.vqvae2 import TinyVQVAE2, VQVAE2, VQVAE2Output
+from vqjax.models.pixelcnn_prior import GatedPixelCNN, sample_pixelcnn
+from vqjax.models.transformer_prior import KVCache, TinyTransformerPrior, TransformerPrior

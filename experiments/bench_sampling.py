@@ -1,0 +1,140 @@
+"""Benchmark: tokens/s of sampling a TransformerPrior with the key-value cache against
+recomputing the whole sequence every step, both from vqjax.sampling, in the same run.
+
+    python -m experiments.bench_sampling            # 16x16 and 32x32 grids, ~2-4 min on 2 cores
+    python -m experiments.bench_sampling --quick    # a tiny model (smoke test)
+
+One model for all grids (4 layers, width 256, 8 heads, 512 codes, batch 8; sampled at
+temperature 1 with top-k 64), built per grid only for its position embeddings. Each sampler
+is compiled ahead of time, so compilation is excluded; each time is the best of several
+calls. The cached sampler is timed over the whole grid. The full-recomputation sampler is
+one compiled loop whose every step runs the model on the whole fixed-length sequence, so
+each step costs the same: it is timed over its first `full_steps` positions and its
+tokens/s is batch * full_steps / seconds. (A recomputation over only the prefix would cost
+about half as much on average, over a grid; the speedup against it would be about half.)
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from experiments.bench_quantizers import best_time
+from vqjax import sampling
+from vqjax.models import TransformerPrior
+
+
+class Model(NamedTuple):
+  num_layers: int
+  embed_dim: int
+  num_heads: int
+  codebook_size: int
+  batch_size: int
+
+
+class Case(NamedTuple):
+  grid: int        # the grid is grid x grid
+  full_steps: int  # positions timed for full recomputation
+  repeats: int     # timed calls of each sampler
+
+
+MODEL = Model(num_layers=4, embed_dim=256, num_heads=8, codebook_size=512, batch_size=8)
+CASES = (Case(16, full_steps=8, repeats=3), Case(32, full_steps=3, repeats=2))
+QUICK_MODEL = Model(num_layers=1, embed_dim=32, num_heads=2, codebook_size=32, batch_size=2)
+QUICK_CASES = (Case(8, full_steps=4, repeats=1), Case(32, full_steps=2, repeats=1))
+SAMPLING = dict(temperature=1.0, top_k=64)
+
+
+class Result(NamedTuple):
+  case: Case
+  batch_size: int
+  cached_s: float  # seconds for the whole grid
+  full_s: float    # seconds for case.full_steps positions
+
+  @property
+  def cached_tokens_per_s(self) -> float:
+    return self.batch_size * self.case.grid ** 2 / self.cached_s
+
+  @property
+  def full_tokens_per_s(self) -> float:
+    return self.batch_size * self.case.full_steps / self.full_s
+
+  @property
+  def speedup(self) -> float:
+    return self.cached_tokens_per_s / self.full_tokens_per_s
+
+
+def compiled_sampler(prior: TransformerPrior, variables, spec: Model, method: str,
+                     num_steps: int):
+  """() -> tokens, the sampler compiled ahead of time for these variables."""
+  sampler = sampling.make_sampler(prior, batch_size=spec.batch_size, method=method,
+                                  num_steps=num_steps, **SAMPLING)
+  rng = jax.random.PRNGKey(1)
+  compiled = sampler.lower(variables, rng).compile()
+  return lambda: compiled(variables, rng).block_until_ready()
+
+
+def run_case(case: Case, spec: Model) -> Result:
+  prior = TransformerPrior(codebook_size=spec.codebook_size, grid_shape=(case.grid, case.grid),
+                           num_layers=spec.num_layers, embed_dim=spec.embed_dim,
+                           num_heads=spec.num_heads)
+  tokens = jnp.zeros((spec.batch_size, case.grid, case.grid), jnp.int32)
+  variables = jax.jit(lambda rng: prior.init(rng, tokens, train=False))(jax.random.PRNGKey(0))
+  cached = compiled_sampler(prior, variables, spec, "cached", case.grid ** 2)
+  full = compiled_sampler(prior, variables, spec, "full", case.full_steps)
+  return Result(case, spec.batch_size, cached_s=best_time(cached, case.repeats, warmup=1),
+                full_s=best_time(full, case.repeats, warmup=1))
+
+
+TABLE_COLUMNS = ("grid", "batch", "cached tok/s", "full tok/s", "cached ms/grid",
+                 "full ms/step", "speedup")
+
+
+def table_row(result: Result) -> tuple[str, ...]:
+  grid = result.case.grid
+  return (f"{grid}x{grid}", str(result.batch_size), f"{result.cached_tokens_per_s:.1f}",
+          f"{result.full_tokens_per_s:.1f}", f"{1e3 * result.cached_s:.1f}",
+          f"{1e3 * result.full_s / result.case.full_steps:.1f}", f"{result.speedup:.2f}")
+
+
+def format_table(results) -> str:
+  rows = [TABLE_COLUMNS] + [table_row(result) for result in results]
+  widths = [max(len(row[column]) for row in rows) for column in range(len(TABLE_COLUMNS))]
+  return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths))
+                   for row in rows)
+
+
+def summary_line(results) -> str:
+  """The last line of the output; nan when the 32x32 grid was not run."""
+  by_grid = {result.case.grid: result for result in results}
+  speedup = by_grid[32].speedup if 32 in by_grid else math.nan
+  return f"summary: cache_speedup_32x32={speedup:.2f}"
+
+
+def parse_args(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--quick", action="store_true",
+                      help="a tiny model on 8x8 and 32x32 grids, one repetition (smoke test)")
+  return parser.parse_args(argv)
+
+
+def main(argv=None) -> list[Result]:
+  args = parse_args(argv)
+  spec, cases = (QUICK_MODEL, QUICK_CASES) if args.quick else (MODEL, CASES)
+  print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} cores; "
+        f"{spec._asdict()}; sampling {SAMPLING}")
+  results = []
+  for case in cases:
+    results.append(run_case(case, spec))
+    print(f"measured {case.grid}x{case.grid}", flush=True)
+  print(format_table(results))
+  print(summary_line(results))
+  return results
+
+
+if __name__ == "__main__":
+  main()

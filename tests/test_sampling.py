@@ -1,0 +1,119 @@
+"""Tests of vqjax/sampling.py: the cached and full-recomputation samplers agree, greedy
+limits, top-k and top-p restrictions, determinism per key, class-conditional and top-grid
+conditioned sampling, and the pmapped sampler's per-device keys."""
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vqjax import sampling
+from vqjax.models import TinyTransformerPrior
+
+BATCH = 8
+KEY = jax.random.PRNGKey(7)
+# One layer: every sampler configuration is a separate compilation.
+Prior = functools.partial(TinyTransformerPrior, num_layers=1)
+
+
+def init(model, batch_size, **conditioning):
+  """Jitted init, with weights scaled up so that samples are far from uniform."""
+  def scaled_init(rng):
+    tokens = jnp.zeros((batch_size, *model.grid_shape), jnp.int32)
+    variables = model.init(rng, tokens, train=False, **conditioning)
+    return jax.tree.map(lambda x: 4 * x, variables)
+
+  return jax.jit(scaled_init)(jax.random.PRNGKey(0))
+
+
+@pytest.fixture(scope="module")
+def prior():
+  """A class-conditional tiny prior, its variables, labels, its jitted logits and sampler."""
+  model = Prior(num_classes=3)
+  labels = jnp.arange(BATCH, dtype=jnp.int32) % 3
+  variables = init(model, BATCH, labels=labels)
+  logits = jax.jit(lambda tokens, labels: model.apply(variables, tokens, labels=labels,
+                                                      train=False))
+  return model, variables, labels, logits, sampling.make_sampler(model, batch_size=BATCH)
+
+
+def rank_of_sampled_tokens(logits, tokens):
+  """Rank (0 = most likely) of each sampled token under the logits that drew it."""
+  flat = tokens.reshape(tokens.shape[0], -1)
+  chosen = jnp.take_along_axis(logits, flat[..., None], axis=-1)
+  return np.asarray(jnp.sum(logits > chosen, axis=-1))
+
+
+def test_filter_logits_keeps_top_k_and_nucleus():
+  logits = jnp.log(jnp.array([[0.5, 0.05, 0.3, 0.15]]))
+  top_2 = sampling.filter_logits(logits, top_k=2)
+  np.testing.assert_array_equal(np.isfinite(top_2), [[True, False, True, False]])
+  nucleus = sampling.filter_logits(logits, top_p=0.75)  # 0.5 + 0.3 reaches 0.75
+  np.testing.assert_array_equal(np.isfinite(nucleus), [[True, False, True, False]])
+  tiny = sampling.filter_logits(logits, top_p=1e-6)
+  np.testing.assert_array_equal(np.isfinite(tiny), [[True, False, False, False]])
+  with pytest.raises(ValueError, match="0 < top_p <= 1"):
+    sampling.check_sampling_args(temperature=1.0, top_k=None, top_p=1.5)
+
+
+def test_cached_and_full_recomputation_give_the_same_samples(prior):
+  model, variables, labels, logits, sampler = prior
+  cached = sampler(variables, KEY, labels)
+  full = sampling.make_sampler(model, batch_size=BATCH, method="full")(variables, KEY, labels)
+  chex.assert_shape(cached, (BATCH, 4, 4))
+  assert cached.dtype == jnp.int32
+  np.testing.assert_array_equal(cached, full)
+
+
+def test_greedy_takes_the_argmax_and_low_temperature_and_tiny_top_p_equal_it(prior):
+  model, variables, labels, logits, _ = prior
+  greedy = sampling.make_sampler(model, batch_size=BATCH, greedy=True)(variables, KEY, labels)
+  assert (rank_of_sampled_tokens(logits(greedy, labels), greedy) == 0).all()
+  for options in (dict(temperature=1e-5), dict(top_p=1e-6)):
+    sampler = sampling.make_sampler(model, batch_size=BATCH, **options)
+    np.testing.assert_array_equal(sampler(variables, jax.random.PRNGKey(3), labels), greedy,
+                                  err_msg=str(options))
+  step_logits = logits(greedy, labels)
+  np.testing.assert_array_equal(sampling.sample_logits(KEY, step_logits, temperature=0.0),
+                                jnp.argmax(step_logits, axis=-1))
+
+
+def test_top_k_restricts_samples_to_the_top_k(prior):
+  model, variables, labels, logits, sampler = prior
+  free = sampler(variables, KEY, labels)
+  top_2 = sampling.make_sampler(model, batch_size=BATCH, top_k=2)(variables, KEY, labels)
+  assert rank_of_sampled_tokens(logits(top_2, labels), top_2).max() <= 1
+  assert rank_of_sampled_tokens(logits(free, labels), free).max() > 1  # the test can fail
+
+
+def test_sampling_is_deterministic_per_key_and_uses_the_label(prior):
+  _, variables, labels, _, sampler = prior
+  first = sampler(variables, KEY, labels)
+  np.testing.assert_array_equal(first, sampler(variables, KEY, labels))
+  assert (first != sampler(variables, jax.random.PRNGKey(8), labels)).any()
+  assert (first != sampler(variables, KEY, (labels + 1) % 3)).any()
+
+
+def test_pmapped_sampler_folds_the_device_index_into_the_key(prior):
+  model, variables, labels, _, sampler = prior
+  devices = jax.local_device_count()
+  assert devices == 4, "tests/conftest.py sets 4 CPU devices"
+  per_device_labels = jnp.broadcast_to(labels, (devices, BATCH))
+  pmapped = sampling.make_pmap_sampler(model, per_device_batch=BATCH)
+  samples = pmapped(variables, KEY, per_device_labels)
+  chex.assert_shape(samples, (devices, BATCH, 4, 4))
+  assert len({np.asarray(device).tobytes() for device in samples}) == devices
+  np.testing.assert_array_equal(samples[1], sampler(variables, jax.random.fold_in(KEY, 1),
+                                                    labels))
+
+
+def test_bottom_prior_sampling_uses_the_top_grid():
+  model = Prior(condition_codebook_size=5)
+  top = jax.random.randint(jax.random.PRNGKey(1), (2, 2, 2), 0, 5, dtype=jnp.int32)
+  variables = init(model, 2, condition=top)
+  sampler = sampling.make_sampler(model, batch_size=2, greedy=True)
+  samples = sampler(variables, KEY, condition=top)
+  chex.assert_shape(samples, (2, 4, 4))
+  assert (samples != sampler(variables, KEY, condition=(top + 1) % 5)).any()
