@@ -33,8 +33,7 @@ import tensorflow_datasets as tfds
 
 from vqjax import data, models
 from vqjax.data import sources
-from vqjax.train import distributed, experiment, parallel
-from vqjax.train.checkpoints import Checkpoints
+from vqjax.train import experiment, loop, parallel
 from vqjax.train.state import TrainState
 
 CACHE_DIR = "token_grids"
@@ -64,19 +63,7 @@ def cache_path(workdir: str, split: str, cache_dir: str | None = None) -> str:
 
 def restore_tokenizer(workdir: str) -> tuple[experiment.Experiment, TrainState]:
   """The experiment saved in workdir (config.json) and its latest readable checkpoint."""
-  workdir = experiment.absolute_path(workdir)
-  config = experiment.load_config(workdir)
-  distributed.maybe_initialize(**config.distributed.to_dict())
-  run = experiment.prepare(config)
-  checkpoints = _checkpoints(workdir, config)
-  try:
-    state = checkpoints.restore_latest(run.abstract_state)
-  finally:
-    checkpoints.close()
-  if state is None:
-    raise ValueError(f"{checkpoints.directory} holds no checkpoint; train first with "
-                     f"python -m experiments.train --workdir={workdir}")
-  return run, state
+  return loop.restore_workdir(workdir)
 
 
 def encode_split(workdir: str, *, split: str = "train", batch_size: int | None = None,
@@ -143,7 +130,7 @@ def load_token_grids(workdir: str, *, split: str = "train", cache_dir: str | Non
 def latest_checkpoint_step(workdir: str) -> int | None:
   """The step of the latest checkpoint in a train_and_evaluate workdir (None: none)."""
   workdir = experiment.absolute_path(workdir)
-  checkpoints = _checkpoints(workdir, experiment.load_config(workdir))
+  checkpoints = loop.workdir_checkpoints(workdir, experiment.load_config(workdir))
   try:
     return checkpoints.latest_step()
   finally:
@@ -185,12 +172,6 @@ def make_token_iterator(token_grids: TokenGrids, *, batch_size: int, train: bool
   ds = ds.prefetch(tf.data.AUTOTUNE).with_options(sources.deterministic_options())
   return ({key: value.reshape((layout.local_devices, layout.per_device) + value.shape[1:])
            for key, value in batch.items()} for batch in tfds.as_numpy(ds))
-
-
-def _checkpoints(workdir: str, config) -> Checkpoints:
-  return Checkpoints(os.path.join(workdir, "checkpoints"),
-                     save_every_steps=config.train.checkpoint_every_steps,
-                     max_to_keep=config.train.keep_checkpoints)
 
 
 def _flat(array: np.ndarray) -> np.ndarray:

@@ -44,9 +44,9 @@ def evaluate(eval_fn: Callable, state: TrainState, batches: Iterable[dict], *,
       reconstructions = np.asarray(reconstruction).reshape(-1, *image_shape)[valid][:grid_examples]
   if totals is None or totals["count"] == 0:
     raise ValueError("the evaluation split yielded no examples; pick a split with examples")
-  count = totals["count"]
-  mse = totals["squared_error"] / count
-  results = {"examples": count, "mse": mse, "psnr": totals["psnr"] / count,
+  count = float(totals["count"])  # plain floats: one batch leaves 0-d arrays, not JSON
+  mse = float(totals["squared_error"]) / count
+  results = {"examples": count, "mse": mse, "psnr": float(totals["psnr"]) / count,
              "normalized_mse": mse / data_variance}
   code_counts = {name[len(_COUNTS):]: value for name, value in totals.items()
                  if name.startswith(_COUNTS)}

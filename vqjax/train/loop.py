@@ -42,9 +42,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   if lead:
     experiment.save_config(run.config, workdir)
   train_config = run.config.train
-  checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"),
-                            save_every_steps=train_config.checkpoint_every_steps,
-                            max_to_keep=train_config.keep_checkpoints)
+  checkpoints = workdir_checkpoints(workdir, run.config)
   writer = summaries.SummaryWriter(os.path.join(workdir, "tensorboard"), enabled=lead)
   try:
     state = checkpoints.restore_latest(run.abstract_state)
@@ -77,17 +75,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
     writer.close()
 
 
-def evaluate_workdir(workdir: str) -> dict:
-  """Evaluates the latest checkpoint of a train_and_evaluate workdir with the config saved
-  there; writes metrics.json, reconstructions.png and codebook_usage.png; returns the
-  metrics."""
+def workdir_checkpoints(workdir: str, config: ml_collections.ConfigDict) -> Checkpoints:
+  """The checkpoints of a run in workdir/checkpoints, with the config's interval and retention."""
+  return Checkpoints(os.path.join(workdir, "checkpoints"),
+                     save_every_steps=config.train.checkpoint_every_steps,
+                     max_to_keep=config.train.keep_checkpoints)
+
+
+def restore_workdir(workdir: str) -> tuple[experiment.Experiment, TrainState]:
+  """The experiment saved in a train_and_evaluate workdir (config.json) and the state of
+  its latest readable checkpoint."""
   workdir = experiment.absolute_path(workdir)
   config = experiment.load_config(workdir)
   distributed.maybe_initialize(**config.distributed.to_dict())
   run = experiment.prepare(config)
-  checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"),
-                            save_every_steps=config.train.checkpoint_every_steps,
-                            max_to_keep=config.train.keep_checkpoints)
+  checkpoints = workdir_checkpoints(workdir, config)
   try:
     state = checkpoints.restore_latest(run.abstract_state)
   finally:
@@ -95,7 +97,15 @@ def evaluate_workdir(workdir: str) -> dict:
   if state is None:
     raise ValueError(f"{checkpoints.directory} holds no checkpoint; train first with "
                      f"python -m experiments.train --workdir={workdir}")
-  return Evaluator(run).report(state, workdir)
+  return run, state
+
+
+def evaluate_workdir(workdir: str) -> dict:
+  """Evaluates the latest checkpoint of a train_and_evaluate workdir with the config saved
+  there; writes metrics.json, reconstructions.png and codebook_usage.png; returns the
+  metrics."""
+  run, state = restore_workdir(workdir)
+  return Evaluator(run).report(state, experiment.absolute_path(workdir))
 
 
 class Evaluator:
