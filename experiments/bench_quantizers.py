@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import time
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import benchmarking
+from experiments.benchmarking import best_time
 from vqjax.quantizers import ema, vector_quantization
 
 BETA = 0.25
@@ -76,22 +77,6 @@ class Result(NamedTuple):
   @property
   def speedup_vs_haiku(self) -> float:
     return self.haiku_s / self.vqjax_s
-
-
-def best_time(run_step: Callable[[], None], repeats: int, warmup: int = 2) -> float:
-  """Seconds of the fastest of `repeats` calls of run_step, after `warmup` untimed calls.
-
-  run_step must block until its results are ready (block_until_ready for JAX). On a
-  shared machine the fastest call is the one least disturbed by other processes.
-  """
-  for _ in range(warmup):
-    run_step()
-  times = []
-  for _ in range(max(1, repeats)):
-    start = time.perf_counter()
-    run_step()
-    times.append(time.perf_counter() - start)
-  return min(times)
 
 
 def benchmark_inputs(case: Case, seed: int = 0):
@@ -252,10 +237,7 @@ def table_row(result: Result) -> tuple[str, ...]:
 
 
 def format_table(results) -> str:
-  rows = [TABLE_COLUMNS] + [table_row(result) for result in results]
-  widths = [max(len(row[column]) for row in rows) for column in range(len(TABLE_COLUMNS))]
-  return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths))
-                   for row in rows)
+  return benchmarking.format_table(TABLE_COLUMNS, [table_row(result) for result in results])
 
 
 def summary_line(results) -> str:

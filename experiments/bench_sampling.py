@@ -23,7 +23,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from experiments.bench_quantizers import best_time
+from experiments import benchmarking
+from experiments.benchmarking import best_time
 from vqjax import sampling
 from vqjax.models import TransformerPrior
 
@@ -102,10 +103,7 @@ def table_row(result: Result) -> tuple[str, ...]:
 
 
 def format_table(results) -> str:
-  rows = [TABLE_COLUMNS] + [table_row(result) for result in results]
-  widths = [max(len(row[column]) for row in rows) for column in range(len(TABLE_COLUMNS))]
-  return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths))
-                   for row in rows)
+  return benchmarking.format_table(TABLE_COLUMNS, [table_row(result) for result in results])
 
 
 def summary_line(results) -> str:

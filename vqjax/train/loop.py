@@ -59,7 +59,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
       logging.info("resuming from the checkpoint at step %d in %s", start_step,
                    checkpoints.directory)
     evaluator = Evaluator(run)
-    state = _train(run, state, batches, checkpoints, writer, evaluator)
+    weights = train_config.quantizer_loss_weights
+    train_fn = parallel.train_step(run.model, run.optimizer.transform,
+                                   quantizer_loss_weights=weights and weights.to_dict())
+    state = train_steps(run, state, batches, train_fn, checkpoints, writer, evaluator)
     if state is None:
       return None
     checkpoints.save(state)
@@ -146,16 +149,17 @@ class Evaluator:
     return metrics
 
 
-def _train(run: experiment.Experiment, state: TrainState, batches, checkpoints: Checkpoints,
-           writer: summaries.SummaryWriter, evaluator: Evaluator) -> TrainState | None:
-  """Steps from state.step to num_steps; None when preempted (after saving)."""
+def train_steps(run, state: TrainState, batches, train_fn, checkpoints: Checkpoints,
+                writer: summaries.SummaryWriter, evaluator) -> TrainState | None:
+  """Steps train_fn from state.step to num_steps; None when preempted (after saving).
+
+  run: an experiment.Experiment, or anything with its config (train, data.batch_size) and
+  optimizer (the prior loop's too); evaluator: anything with report(state, None, writer=).
+  """
   train_config, start_step = run.config.train, int(state.step)
   num_steps = train_config.num_steps
   if start_step >= num_steps:
     return state
-  weights = train_config.quantizer_loss_weights
-  train_fn = parallel.train_step(run.model, run.optimizer.transform,
-                                 quantizer_loss_weights=weights and weights.to_dict())
   buffer = summaries.MetricsBuffer()
   progress = summaries.Progress(start_step=start_step, total_steps=num_steps,
                                 global_batch_size=run.config.data.batch_size)

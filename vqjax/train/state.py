@@ -42,8 +42,9 @@ class TrainState:
 
 
 def create_train_state(model: nn.Module, optimizer: optax.GradientTransformation, images, *,
-                       seed: int) -> TrainState:
-  """A fresh state: the model initialized on images [B, H, W, C], the optimizer at 0.
+                       seed: int, **model_inputs) -> TrainState:
+  """A fresh state: the model initialized on images [B, H, W, C] (a prior: on token grids
+  [B, h, w], with its labels= in model_inputs), the optimizer at 0.
 
   A per-device function like the steps (the quantizers sum usage over their axis_name):
   vqjax.train.parallel.init_state maps it, and jax.eval_shape of that gives the abstract
@@ -53,7 +54,7 @@ def create_train_state(model: nn.Module, optimizer: optax.GradientTransformation
   # rbg keys (XLA's RngBitGenerator) compile the initializers in a fraction of threefry's time.
   init_key = jax.random.key(seed, impl="rbg")
   rng = jax.random.PRNGKey(seed)
-  variables = model.init({"params": init_key}, images, train=False)
+  variables = model.init({"params": init_key}, images, train=False, **model_inputs)
   unknown = set(variables) - {"params", QUANTIZER_STATE}
   if unknown:
     raise ValueError(
