@@ -7,6 +7,11 @@ embedding_dim, hidden_channels, residual_channels, num_residual_layers,
 downsample_factor, dtype as 'float32' or 'bfloat16') and `quantizer`: a `name` from
 QUANTIZERS plus that layer's fields (codebook_size, dim, beta, ema_decay, ...). VQ-VAE-2
 gets two quantizers built from the same fields. Models and layers never see the config.
+
+    prior = build_prior(config.model, codebook_size=K, grid_shape=(h, w))
+
+builds an autoregressive prior from its `name` (PRIORS) and fields; the tokenizer gives
+the codebook size and grid shape, and num_classes=0 means unconditional for both kinds.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ QUANTIZERS = {
     "lfq": vqnn.LFQ,
     "gumbel": vqnn.GumbelQuantizer,
 }
+PRIORS = {"transformer": models.TransformerPrior, "pixelcnn": models.GatedPixelCNN}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 _NOT_CONFIGURABLE = ("parent", "name", "axis_name", "param_dtype")
 
@@ -56,6 +62,27 @@ def build_model(model_config: Mapping[str, Any], *, axis_name: str | None = "bat
     quantizers = {f"{level}_quantizer": build_quantizer(quantizer_fields, axis_name=axis_name)
                   for level in ("top", "bottom")}
   return cls(**quantizers, **fields, dtype=DTYPES[dtype])
+
+
+def build_prior(model_config: Mapping[str, Any], *, codebook_size: int,
+                grid_shape: tuple[int, int]) -> nn.Module:
+  """The prior config.model describes, over grid_shape grids of codebook_size codes."""
+  fields = _as_dict(model_config)
+  name = fields.pop("name", "transformer")
+  if name not in PRIORS:
+    raise ValueError(f"unknown prior {name!r} in config.model.name; choose one of "
+                     f"{', '.join(map(repr, PRIORS))}")
+  dtype = fields.pop("dtype", "float32")
+  if dtype not in DTYPES:
+    raise ValueError(f"unknown dtype {dtype!r} in config.model.dtype; choose one of "
+                     f"{', '.join(map(repr, DTYPES))}")
+  cls = PRIORS[name]
+  if name == "transformer":
+    fields.update(codebook_size=codebook_size, grid_shape=tuple(grid_shape))
+  else:  # the PixelCNN is conditional when num_classes is not None
+    fields.update(num_tokens=codebook_size, num_classes=fields.get("num_classes") or None)
+  _check_fields(cls, fields, "config.model")
+  return cls(**fields, dtype=DTYPES[dtype])
 
 
 def build_quantizer(quantizer_config: Mapping[str, Any], *,

@@ -39,14 +39,8 @@ class Experiment(NamedTuple):
 def prepare(config: ml_collections.ConfigDict) -> Experiment:
   """Checks config against the data and the devices and builds the experiment."""
   config = resolve_paths(config)
-  data_config, train_config = config.data, config.train
-  for name in ("num_steps", "log_every_steps", "checkpoint_every_steps"):
-    value = train_config[name]
-    if not isinstance(value, int) or value < 1:
-      raise ValueError(f"config.train.{name} is {value!r}; it must be an int >= 1")
-  if not isinstance(train_config.eval_every_steps, int) or train_config.eval_every_steps < 0:
-    raise ValueError(f"config.train.eval_every_steps is {train_config.eval_every_steps!r}; it "
-                     "must be an int >= 0 (0: evaluate only at the end)")
+  data_config = config.data
+  check_train_config(config.train)
   data.batch_layout(data_config.batch_size)
   data.batch_layout(data_config.eval_batch_size)
   info = data.dataset_info(data_config.dataset, data_dir=data_config.data_dir,
@@ -60,17 +54,32 @@ def prepare(config: ml_collections.ConfigDict) -> Experiment:
         f"config.model.image_channels is {channels}; set config.model.image_channels="
         f"{info.channels}")
   model = build.build_model(config.model, axis_name=parallel.AXIS_NAME)
+  optimizer = build_optimizer(config)
+  init = parallel.init_state(model, optimizer.transform, seed=config.seed,
+                             image_shape=info.image_shape)
+  abstract_state = parallel.abstract_state(init)  # the model's own checks run here
+  return Experiment(config, info, model, optimizer, init, abstract_state)
+
+
+def check_train_config(train_config: ml_collections.ConfigDict) -> None:
+  """Raises a ValueError naming the fix for bad step counts and intervals."""
+  for name in ("num_steps", "log_every_steps", "checkpoint_every_steps"):
+    value = train_config[name]
+    if not isinstance(value, int) or value < 1:
+      raise ValueError(f"config.train.{name} is {value!r}; it must be an int >= 1")
+  if not isinstance(train_config.eval_every_steps, int) or train_config.eval_every_steps < 0:
+    raise ValueError(f"config.train.eval_every_steps is {train_config.eval_every_steps!r}; it "
+                     "must be an int >= 0 (0: evaluate only at the end)")
+
+
+def build_optimizer(config: ml_collections.ConfigDict) -> optimizer_lib.Optimizer:
+  """The optimizer of config.optimizer, its schedule over config.train.num_steps."""
   optimizer_fields = config.optimizer.to_dict()
   known = set(inspect.signature(optimizer_lib.make_optimizer).parameters) - {"total_steps"}
   if set(optimizer_fields) - known:
     raise ValueError(f"config.optimizer has unknown field(s) "
                      f"{sorted(set(optimizer_fields) - known)}; its fields are {sorted(known)}")
-  optimizer = optimizer_lib.make_optimizer(total_steps=train_config.num_steps,
-                                           **optimizer_fields)
-  init = parallel.init_state(model, optimizer.transform, seed=config.seed,
-                             image_shape=info.image_shape)
-  abstract_state = parallel.abstract_state(init)  # the model's own checks run here
-  return Experiment(config, info, model, optimizer, init, abstract_state)
+  return optimizer_lib.make_optimizer(total_steps=config.train.num_steps, **optimizer_fields)
 
 
 def resolve_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

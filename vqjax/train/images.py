@@ -38,6 +38,29 @@ def reconstruction_grid(inputs, outputs, *, value_range=(-1.0, 1.0), columns: in
   return grid
 
 
+def image_grid(images, *, value_range=(-1.0, 1.0), columns: int = 8,
+               border: int = 2) -> np.ndarray:
+  """Images [N, H, W, C] in value_range in rows of `columns` -> uint8 [rows, cols, C]
+  (samples of a prior); small images scaled up as in reconstruction_grid."""
+  images = np.asarray(images, np.float32)
+  if images.ndim != 4:
+    raise ValueError(f"images have shape {images.shape}; pass [N, H, W, C]")
+  low, high = value_range
+  count, height, width, channels = images.shape
+  scale = max(1, math.ceil(_MIN_SIDE / max(height, width)))
+  columns = max(1, min(columns, count))
+  rows = math.ceil(count / columns)
+  cell_h, cell_w = height * scale + border, width * scale + border
+  grid = np.full((rows * cell_h + border, columns * cell_w + border, channels), 255, np.uint8)
+  for i in range(count):
+    row, column = divmod(i, columns)
+    pixels = np.clip((images[i] - low) / (high - low), 0.0, 1.0)
+    pixels = (pixels * 255.0 + 0.5).astype(np.uint8).repeat(scale, 0).repeat(scale, 1)
+    top, left = row * cell_h + border, column * cell_w + border
+    grid[top:top + height * scale, left:left + width * scale] = pixels
+  return grid
+
+
 def codebook_usage_plot(counts: Mapping[str, np.ndarray], *, width: int = 800,
                         panel_height: int = 160) -> np.ndarray:
   """Bar plots of how often each code was used, one panel per codebook (per level for

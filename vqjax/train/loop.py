@@ -19,6 +19,7 @@ import itertools
 import json
 import os
 import time
+from typing import Any
 
 from absl import logging
 from etils import epath
@@ -85,13 +86,14 @@ def workdir_checkpoints(workdir: str, config: ml_collections.ConfigDict) -> Chec
                      max_to_keep=config.train.keep_checkpoints)
 
 
-def restore_workdir(workdir: str) -> tuple[experiment.Experiment, TrainState]:
+def restore_workdir(workdir: str, *, prepare=experiment.prepare) -> tuple[Any, TrainState]:
   """The experiment saved in a train_and_evaluate workdir (config.json) and the state of
-  its latest readable checkpoint."""
+  its latest readable checkpoint; prepare(config) builds the experiment (a prior's:
+  vqjax.train.prior_loop.prepare_prior)."""
   workdir = experiment.absolute_path(workdir)
   config = experiment.load_config(workdir)
   distributed.maybe_initialize(**config.distributed.to_dict())
-  run = experiment.prepare(config)
+  run = prepare(config)
   checkpoints = workdir_checkpoints(workdir, config)
   try:
     state = checkpoints.restore_latest(run.abstract_state)
@@ -99,7 +101,8 @@ def restore_workdir(workdir: str) -> tuple[experiment.Experiment, TrainState]:
     checkpoints.close()
   if state is None:
     raise ValueError(f"{checkpoints.directory} holds no checkpoint; train first with "
-                     f"python -m experiments.train --workdir={workdir}")
+                     f"python -m experiments.train (a prior: experiments.train_prior) "
+                     f"--workdir={workdir}")
   return run, state
 
 

@@ -1,5 +1,6 @@
 """The one place that maps the per-device steps of vqjax.train.steps over devices.
 
+Tokenizer steps come from vqjax.train.steps, prior steps from vqjax.train.prior_steps.
 Batches are laid out [devices, per-device batch, ...] (as vqjax.data yields them) and
 mapped on AXIS_NAME. The state is not replicated by hand: it goes in with in_axes=None
 and comes back with out_axes=None, one array per leaf held identically by every device,
@@ -17,7 +18,7 @@ import numpy as np
 import optax
 
 from vqjax.train import state as train_state
-from vqjax.train import steps
+from vqjax.train import prior_steps, steps
 
 AXIS_NAME = "batch"
 
@@ -71,3 +72,32 @@ def kmeans_step(model: nn.Module, *, iterations: int = 10,
   step = functools.partial(steps.kmeans_step, model=model, iterations=iterations)
   return jax.pmap(step, axis_name=AXIS_NAME, in_axes=(None, 0, None), out_axes=None,
                   donate_argnums=(0,), devices=devices)
+
+
+def init_prior_state(model: nn.Module, optimizer: optax.GradientTransformation, *, seed: int,
+                     grid_shape: tuple[int, int], class_conditional: bool = False,
+                     devices: Sequence[jax.Device] | None = None) -> Callable:
+  """() -> a fresh prior TrainState on the devices, the model initialized on zero grids."""
+  count = len(devices) if devices is not None else jax.local_device_count()
+  init = jax.pmap(functools.partial(train_state.create_train_state, model, optimizer, seed=seed),
+                  axis_name=AXIS_NAME, out_axes=None, devices=devices)
+  labels = jnp.zeros((count, 1), jnp.int32)
+  tokens = jnp.zeros((count, 1, *grid_shape), jnp.int32)
+  return lambda: init(tokens, **({"labels": labels} if class_conditional else {}))
+
+
+def prior_train_step(model: nn.Module, optimizer: optax.GradientTransformation, *,
+                     devices: Sequence[jax.Device] | None = None) -> Callable:
+  """(state, batch) -> (state, metrics) of a prior, the state donated; global means."""
+  step = functools.partial(prior_steps.prior_train_step, model=model, optimizer=optimizer,
+                           axis_name=AXIS_NAME)
+  return jax.pmap(step, axis_name=AXIS_NAME, in_axes=(None, 0), out_axes=(None, None),
+                  donate_argnums=(0,), devices=devices)
+
+
+def prior_eval_step(model: nn.Module, *,
+                    devices: Sequence[jax.Device] | None = None) -> Callable:
+  """(state, batch) -> the global sums of prior_steps.prior_eval_step."""
+  step = functools.partial(prior_steps.prior_eval_step, model=model, axis_name=AXIS_NAME)
+  return jax.pmap(step, axis_name=AXIS_NAME, in_axes=(None, 0), out_axes=None,
+                  devices=devices)
