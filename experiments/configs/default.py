@@ -51,6 +51,46 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   return shrink(config) if args.tiny else config
 
 
+def get_prior_config() -> ml_collections.ConfigDict:
+  """The defaults of a prior (vqjax.train.prior_loop): a transformer over the token grids
+  of the tokenizer trained in tokenizer_workdir; model.name 'transformer' or 'pixelcnn'
+  with that model's fields (vqjax.train.build.build_prior), num_classes 0: unconditional."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.tokenizer_workdir = placeholder(str)
+  config.data = ml_collections.ConfigDict(dict(
+      train_split="train", eval_split="test", batch_size=64, eval_batch_size=256))
+  config.model = ml_collections.ConfigDict(dict(
+      name="transformer", num_layers=4, embed_dim=256, num_heads=8, mlp_ratio=4,
+      dropout_rate=0.1, num_classes=0, dtype="float32"))
+  config.optimizer = ml_collections.ConfigDict(dict(
+      name="adamw", learning_rate=3e-4, warmup_steps=200, schedule="cosine",
+      end_learning_rate_fraction=0.05, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.01,
+      grad_clip_norm=1.0))
+  config.train = ml_collections.ConfigDict(dict(
+      num_steps=5_000, log_every_steps=250, checkpoint_every_steps=1_000, keep_checkpoints=3,
+      eval_every_steps=0, num_samples=32, temperature=1.0, top_k=placeholder(int),
+      top_p=placeholder(float)))
+  config.distributed = ml_collections.ConfigDict(dict(
+      initialize="auto", coordinator_address=placeholder(str), num_processes=placeholder(int),
+      process_id=placeholder(int)))
+  return config
+
+
+def shrink_prior(config: ml_collections.ConfigDict, *, num_steps: int = 20,
+                 batch_size: int = 32) -> ml_collections.ConfigDict:
+  """The 'tiny' switch of a prior config: a test-sized model, a few small-batch steps."""
+  if config.model.name == "transformer":
+    config.model.update(num_layers=2, embed_dim=32, num_heads=4)
+  else:
+    config.model.update(hidden_channels=16, num_layers=2)
+  config.data.update(batch_size=batch_size, eval_batch_size=2 * batch_size)
+  config.optimizer.update(learning_rate=1e-3, warmup_steps=0)
+  config.train.update(num_steps=num_steps, log_every_steps=5, checkpoint_every_steps=10,
+                      eval_every_steps=0, num_samples=8)
+  return config
+
+
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
   """get_config's argument as a ConfigDict of `defaults` with what arg sets.
 

@@ -15,10 +15,10 @@ every process, and handed back in pmap's per-process form.
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Sequence
 
 from absl import logging
+from etils import epath
 import jax
 from jax.experimental import multihost_utils
 import numpy as np
@@ -94,12 +94,16 @@ class Checkpoints:
     self._manager.close()
 
   def _quarantine(self, step: int, error: Exception) -> None:
-    target = os.path.join(self.directory + ".corrupt", str(step))
-    if os.path.exists(target):
-      shutil.rmtree(target)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
+    source = epath.Path(self.directory) / str(step)
+    target = epath.Path(self.directory + ".corrupt") / str(step)
     self._manager.close()  # a failed restore can leave the manager's view of items stale
-    shutil.move(os.path.join(self.directory, str(step)), target)
+    if jax.process_index() == 0:  # one process moves it (every process failed to read it)
+      if target.exists():
+        target.rmtree()
+      target.parent.mkdir(parents=True, exist_ok=True)
+      source.rename(target)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"vqjax checkpoint {step} moved aside")
     self._manager = ocp.CheckpointManager(self.directory, options=self._options)
     message = (f"checkpoint at step {step} in {self.directory} is partial or corrupted and "
                f"cannot be restored ({type(error).__name__}: {str(error)[:300]}); moved it to "

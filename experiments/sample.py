@@ -1,0 +1,44 @@
+r"""Samples images from a trained prior: token grids drawn by the compiled sampler, decoded
+by the prior's tokenizer, written as a PNG grid (default <workdir>/samples.png).
+
+  python -m experiments.sample --workdir=/tmp/digits_prior --num_samples=64 --top_k=20
+  python -m experiments.sample --workdir=/tmp/digits_prior --label=3 --temperature=0.8
+"""
+import os
+
+from absl import app
+from absl import flags
+import jax
+import numpy as np
+
+from vqjax.train import images, prior_loop
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "The workdir of experiments.train_prior.")
+flags.DEFINE_string("output", None, "PNG to write (default: <workdir>/samples.png).")
+flags.DEFINE_integer("num_samples", 32, "Number of images.")
+flags.DEFINE_float("temperature", 1.0, "Softmax temperature (0: greedy).")
+flags.DEFINE_integer("top_k", None, "Sample only from the k most likely tokens.")
+flags.DEFINE_float("top_p", None, "Sample only from the nucleus of this probability mass.")
+flags.DEFINE_integer("label", None, "Class of every sample (class-conditional priors; "
+                     "default: the classes in turn).")
+flags.DEFINE_integer("seed", 0, "Sampling seed.")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  run, state = prior_loop.restore_prior_workdir(FLAGS.workdir)
+  labels = None if FLAGS.label is None else np.full(FLAGS.num_samples, FLAGS.label, np.int32)
+  samples = prior_loop.sample_images(
+      run, state, jax.random.PRNGKey(FLAGS.seed), num_samples=FLAGS.num_samples, labels=labels,
+      temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p)
+  grid = images.image_grid(samples, value_range=run.tokenizer.config.data.value_range)
+  path = FLAGS.output or os.path.join(FLAGS.workdir, "samples.png")
+  images.save_png(path, grid)
+  print(f"wrote {FLAGS.num_samples} samples to {path}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,27 @@
+r"""Trains an autoregressive prior over a tokenizer's token grids; a restart with the same
+workdir resumes exactly.
+
+  python -m experiments.train_prior --config=experiments/configs/prior_digits.py \
+      --config.tokenizer_workdir=/tmp/digits --workdir=/tmp/digits_prior
+"""
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from vqjax.train import prior_loop
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Directory for the prior's checkpoints, logs, results.")
+config_flags.DEFINE_config_file("config", None, "Config file, as path/to/config.py[:arg].",
+                                lock_config=True)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  prior_loop.train_prior(FLAGS.config, FLAGS.workdir)
+
+
+if __name__ == "__main__":
+  app.run(main)
