@@ -1,4 +1,5 @@
-"""Every config builds, full-size and tiny, and its model traces on the dataset's shape."""
+"""Every config builds, full-size and tiny, and its model traces on the dataset's shape;
+prior configs (prior_*.py) build their prior over the tokenizer's grid and trace."""
 import importlib
 import pathlib
 
@@ -7,10 +8,15 @@ import jax.numpy as jnp
 import pytest
 
 from experiments.configs import default
-from vqjax.train import build
+from vqjax.train import build, experiment
 
-CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).parents[1] / "experiments" /
-                                  "configs").glob("*.py") if p.stem != "__init__")
+_ALL = sorted(p.stem for p in (pathlib.Path(__file__).parents[1] / "experiments" /
+                               "configs").glob("*.py") if p.stem != "__init__")
+CONFIGS = [name for name in _ALL if not name.startswith("prior_")]
+PRIOR_CONFIGS = [name for name in _ALL if name.startswith("prior_")]
+# The tokenizer config each prior reads the grids of.
+PRIOR_TOKENIZERS = {"prior_digits": "digits", "prior_mnist": "mnist",
+                    "prior_mnist_pixelcnn": "mnist"}
 # Stored image shapes of the datasets the configs name (image_size overrides the side).
 SHAPES = {"vqjax_digits": (8, 8, 1), "mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1),
           "cifar10": (32, 32, 3), "imagenet2012": (None, None, 3)}
@@ -40,6 +46,29 @@ def test_config_builds_its_model(name, arg):
   assert _token_grids(config) == TOKEN_GRIDS[name]
   if arg == "tiny":
     assert config.train.num_steps <= 20 and config.model.hidden_channels <= 16
+
+
+@pytest.mark.parametrize("name", PRIOR_CONFIGS)
+@pytest.mark.parametrize("arg", [None, "tiny"])
+def test_prior_config_builds_its_prior(name, arg):
+  config = importlib.import_module(f"experiments.configs.{name}").get_config(arg)
+  tokenizer = importlib.import_module(f"experiments.configs.{PRIOR_TOKENIZERS[name]}")
+  (grid_shape,) = _token_grids(tokenizer.get_config(arg))
+  codebook_size = tokenizer.get_config(arg).model.quantizer.codebook_size
+  prior = build.build_prior(config.model, codebook_size=codebook_size, grid_shape=grid_shape)
+  experiment.check_train_config(config.train)
+  experiment.build_optimizer(config)
+  labels = ({"labels": jax.ShapeDtypeStruct((2,), jnp.int32)}
+            if config.model.num_classes else {})
+  grids = jax.ShapeDtypeStruct((2, *grid_shape), jnp.int32)
+  logits = jax.eval_shape(
+      lambda grids, **labels: prior.apply(prior.init(jax.random.key(0), grids, train=False,
+                                                     **labels), grids, train=False, **labels),
+      grids, **labels)
+  assert logits.shape == (2, grid_shape[0] * grid_shape[1], codebook_size)
+  assert config.model.name in build.PRIORS
+  if arg == "tiny":
+    assert config.train.num_steps <= 20
 
 
 def test_the_paper_configs():

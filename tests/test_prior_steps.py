@@ -28,7 +28,7 @@ def _flat(batch):
     models.GatedPixelCNN(num_tokens=16, hidden_channels=8, num_layers=2, num_classes=10)],
     ids=["transformer", "pixelcnn"])
 def test_pmapped_train_step_equals_one_device_step(model):
-  optimizer = optax.adam(1e-2)
+  optimizer = optax.sgd(0.5)  # adam would amplify rounding in near-zero gradients
   batch = _batch()
   flat = _flat(batch)
   state = create_train_state(model, optimizer, flat["tokens"][:1], seed=0,

@@ -3,8 +3,10 @@ reports, and the loop that ties them to a config.
 
     state.py        TrainState (step, params, opt_state, quantizer_state, rng)
     optimizer.py    Adam/AdamW, warmup + cosine or constant, global-norm clipping
-    build.py        build_model(config.model): VQ-VAE or VQ-VAE-2 with a quantizer layer
+    build.py        build_model(config.model): VQ-VAE or VQ-VAE-2 with a quantizer layer;
+                    build_prior: transformer or gated PixelCNN prior
     steps.py        train_step, eval_step, kmeans_step, per device on axis_name
+    prior_steps.py  prior_train_step, prior_eval_step, per device on axis_name
     parallel.py     their jax.pmap, state in and out unreplicated and donated
     experiment.py   prepare(config): every check before compiling; the data iterators
     checkpoints.py  orbax checkpoints: interval, retention, fallback past damaged steps
@@ -14,6 +16,7 @@ reports, and the loop that ties them to a config.
     evaluation.py   MSE, PSNR, normalized MSE and codebook usage over a split
     distributed.py  the jax.distributed.initialize hook
     loop.py         train_and_evaluate(config, workdir), evaluate_workdir(workdir)
+    prior_loop.py   train_prior(config, workdir): a prior over a tokenizer's token grids
 """
 from vqjax.train.build import build_model
 from vqjax.train.checkpoints import Checkpoints

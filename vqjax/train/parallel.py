@@ -27,10 +27,17 @@ def init_state(model: nn.Module, optimizer: optax.GradientTransformation, *, see
                image_shape: tuple[int, int, int],
                devices: Sequence[jax.Device] | None = None) -> Callable:
   """() -> a fresh TrainState on the devices; jax.eval_shape of it is the abstract state."""
-  count = len(devices) if devices is not None else jax.local_device_count()
-  init = jax.pmap(functools.partial(train_state.create_train_state, model, optimizer, seed=seed),
+  init = _pmapped_init(model, optimizer, seed=seed, devices=devices)
+  return lambda: init(jnp.zeros((_count(devices), 1, *image_shape), jnp.float32))
+
+
+def _pmapped_init(model, optimizer, *, seed: int, devices) -> Callable:
+  return jax.pmap(functools.partial(train_state.create_train_state, model, optimizer, seed=seed),
                   axis_name=AXIS_NAME, out_axes=None, devices=devices)
-  return lambda: init(jnp.zeros((count, 1, *image_shape), jnp.float32))
+
+
+def _count(devices) -> int:
+  return len(devices) if devices is not None else jax.local_device_count()
 
 
 def replicated_sharding(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Sharding:
@@ -78,11 +85,9 @@ def init_prior_state(model: nn.Module, optimizer: optax.GradientTransformation, 
                      grid_shape: tuple[int, int], class_conditional: bool = False,
                      devices: Sequence[jax.Device] | None = None) -> Callable:
   """() -> a fresh prior TrainState on the devices, the model initialized on zero grids."""
-  count = len(devices) if devices is not None else jax.local_device_count()
-  init = jax.pmap(functools.partial(train_state.create_train_state, model, optimizer, seed=seed),
-                  axis_name=AXIS_NAME, out_axes=None, devices=devices)
-  labels = jnp.zeros((count, 1), jnp.int32)
-  tokens = jnp.zeros((count, 1, *grid_shape), jnp.int32)
+  init = _pmapped_init(model, optimizer, seed=seed, devices=devices)
+  labels = jnp.zeros((_count(devices), 1), jnp.int32)
+  tokens = jnp.zeros((_count(devices), 1, *grid_shape), jnp.int32)
   return lambda: init(tokens, **({"labels": labels} if class_conditional else {}))
 
 

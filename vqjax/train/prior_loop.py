@@ -163,8 +163,13 @@ def sample_images(run: PriorExperiment, state: TrainState, rng, *, num_samples: 
   """Float32 images [num_samples, H, W, C]: grids sampled from the prior, decoded by the
   tokenizer. labels: int32 [num_samples] for a class-conditional prior (default: the
   classes in turn)."""
+  num_classes = run.config.model.num_classes
   if run.class_conditional and labels is None:
-    labels = np.arange(num_samples) % run.config.model.num_classes
+    labels = np.arange(num_samples) % num_classes
+  if run.class_conditional and not np.all((0 <= np.asarray(labels))
+                                          & (np.asarray(labels) < num_classes)):
+    raise ValueError(f"labels {np.unique(labels).tolist()} are outside [0, {num_classes}); "
+                     f"pass classes the prior was trained on")
   if not run.class_conditional and labels is not None:
     raise ValueError("labels were given but the prior is unconditional; drop them, or train "
                      "a prior with config.model.num_classes > 0")

@@ -68,7 +68,7 @@ def prior_train_step(state: TrainState, batch, *, model: nn.Module,
   state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                         opt_state=opt_state)
   metrics = {"loss": loss, "bits_per_token": loss / jnp.log(2.0),
-             "grad_norm": optax.global_norm(grads)}
+             "grad_norm": optax.tree.norm(grads)}
   return state, metrics
 
 

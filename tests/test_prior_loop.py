@@ -1,0 +1,62 @@
+"""The prior loop: a step on the token grids of a tokenizer trained a step on the digits
+writes metrics.json (NLL per token, bits per image dimension) and samples.png, and a
+restart resumes from its checkpoint; the workdir restores for experiments.sample."""
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+import train_testing
+from experiments.configs import prior_digits
+from vqjax.train import loop, prior_loop
+
+
+@pytest.fixture(scope="module")
+def tokenizer_workdir(tmp_path_factory):
+  data_dir = train_testing.prepare_digits(str(tmp_path_factory.mktemp("tfds")))
+  config = train_testing.tiny_config(data_dir, num_steps=1, log_every_steps=1,
+                                     checkpoint_every_steps=1)
+  config.data.eval_split = "test[:100]"  # keeps the tokenizer's evaluation short
+  workdir = str(tmp_path_factory.mktemp("tokenizer"))
+  loop.train_and_evaluate(config, workdir)
+  return workdir
+
+
+def _config(tokenizer_workdir, **train):
+  config = prior_digits.get_config("tiny")
+  config.tokenizer_workdir = tokenizer_workdir
+  config.data.eval_split = "test[:100]"
+  config.train.update(num_samples=4, log_every_steps=1, checkpoint_every_steps=1, **train)
+  return config
+
+
+def test_one_step_writes_metrics_and_samples_then_resumes(tokenizer_workdir, tmp_path):
+  workdir = str(tmp_path / "prior")
+  metrics = prior_loop.train_prior(_config(tokenizer_workdir, num_steps=1), workdir)
+
+  written = json.loads((tmp_path / "prior" / "metrics.json").read_text())
+  assert written == metrics and written["step"] == 1 and written["num_examples"] == 100
+  # A fresh prior is near uniform over the tokenizer's 32 codes.
+  assert abs(written["nll_nats_per_token"] - math.log(32)) < 0.5
+  # bits/dim: a 4x4 grid's NLL in bits over the 8x8x1 image.
+  np.testing.assert_allclose(written["bits_per_dim"],
+                             written["nll_nats_per_token"] * 16 / math.log(2) / 64, rtol=1e-5)
+  assert os.path.getsize(tmp_path / "prior" / "samples.png") > 0
+
+  resumed = prior_loop.train_prior(_config(tokenizer_workdir, num_steps=2), workdir)
+  assert resumed["step"] == 2
+  checkpoints = loop.workdir_checkpoints(workdir, _config(tokenizer_workdir))
+  try:
+    assert checkpoints.all_steps() == [1, 2]
+  finally:
+    checkpoints.close()
+
+  run, state = prior_loop.restore_prior_workdir(workdir)
+  samples = prior_loop.sample_images(run, state, np.array([0, 1], np.uint32), num_samples=3,
+                                     labels=np.full(3, 7), temperature=0.5, top_k=5)
+  assert samples.shape == (3, 8, 8, 1) and np.all(np.isfinite(samples))
+  with pytest.raises(ValueError, match=r"outside \[0, 10\)"):
+    prior_loop.sample_images(run, state, np.array([0, 1], np.uint32), num_samples=2,
+                             labels=np.array([3, 12]))
