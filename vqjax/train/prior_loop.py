@@ -20,18 +20,20 @@ import functools
 import json
 import math
 import os
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 from absl import logging
 from etils import epath
 import jax
 import jax.numpy as jnp
+import flax.linen as nn
 import ml_collections
 import numpy as np
 
 from vqjax import models, sampling, tokens
 from vqjax.train import (build, distributed, experiment, images, loop, parallel, prior_steps,
                          summaries)
+from vqjax.train import optimizer as optimizer_lib
 from vqjax.train.state import TrainState
 
 
@@ -41,8 +43,8 @@ class PriorExperiment(NamedTuple):
   tokenizer_state: TrainState        # decode_indices turns samples into images
   train_grids: tokens.TokenGrids
   eval_grids: tokens.TokenGrids
-  model: Any                         # the prior
-  optimizer: Any                     # vqjax.train.optimizer.Optimizer
+  model: nn.Module                   # the prior
+  optimizer: optimizer_lib.Optimizer
   init: Callable[[], TrainState]
   abstract_state: TrainState
 
