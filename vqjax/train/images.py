@@ -21,21 +21,13 @@ def reconstruction_grid(inputs, outputs, *, value_range=(-1.0, 1.0), columns: in
   if inputs.shape != outputs.shape or inputs.ndim != 4:
     raise ValueError(f"inputs {inputs.shape} and outputs {outputs.shape} must have one shape "
                      "[N, H, W, C]")
-  low, high = value_range
-  count, height, width, channels = inputs.shape
-  scale = max(1, math.ceil(_MIN_SIDE / max(height, width)))
-  columns = max(1, min(columns, count))
-  rows = math.ceil(count / columns)
-  cell_h, cell_w = height * scale + border, width * scale + border
-  grid = np.full((2 * rows * cell_h + border, columns * cell_w + border, channels), 255, np.uint8)
-  for i in range(count):
-    row, column = divmod(i, columns)
-    for pair, images in enumerate((inputs, outputs)):
-      pixels = np.clip((images[i] - low) / (high - low), 0.0, 1.0)
-      pixels = (pixels * 255.0 + 0.5).astype(np.uint8).repeat(scale, 0).repeat(scale, 1)
-      top, left = (2 * row + pair) * cell_h + border, column * cell_w + border
-      grid[top:top + height * scale, left:left + width * scale] = pixels
-  return grid
+  columns = max(1, min(columns, len(inputs)))
+  cells = []
+  for start in range(0, len(inputs), columns):
+    for images in (inputs, outputs):
+      row = list(images[start:start + columns])
+      cells += row + [None] * (columns - len(row))
+  return _tile(cells, columns, inputs.shape[1:], value_range=value_range, border=border)
 
 
 def image_grid(images, *, value_range=(-1.0, 1.0), columns: int = 8,
@@ -45,16 +37,24 @@ def image_grid(images, *, value_range=(-1.0, 1.0), columns: int = 8,
   images = np.asarray(images, np.float32)
   if images.ndim != 4:
     raise ValueError(f"images have shape {images.shape}; pass [N, H, W, C]")
+  return _tile(list(images), max(1, min(columns, len(images))), images.shape[1:],
+               value_range=value_range, border=border)
+
+
+def _tile(cells, columns: int, image_shape, *, value_range, border: int) -> np.ndarray:
+  """Images (None: an empty cell) laid out row by row on a white uint8 canvas, small
+  images scaled up to at least _MIN_SIDE pixels."""
   low, high = value_range
-  count, height, width, channels = images.shape
+  height, width, channels = image_shape
   scale = max(1, math.ceil(_MIN_SIDE / max(height, width)))
-  columns = max(1, min(columns, count))
-  rows = math.ceil(count / columns)
+  rows = math.ceil(len(cells) / columns)
   cell_h, cell_w = height * scale + border, width * scale + border
   grid = np.full((rows * cell_h + border, columns * cell_w + border, channels), 255, np.uint8)
-  for i in range(count):
+  for i, image in enumerate(cells):
+    if image is None:
+      continue
     row, column = divmod(i, columns)
-    pixels = np.clip((images[i] - low) / (high - low), 0.0, 1.0)
+    pixels = np.clip((image - low) / (high - low), 0.0, 1.0)
     pixels = (pixels * 255.0 + 0.5).astype(np.uint8).repeat(scale, 0).repeat(scale, 1)
     top, left = row * cell_h + border, column * cell_w + border
     grid[top:top + height * scale, left:left + width * scale] = pixels
