@@ -15,6 +15,7 @@ the step, and the checkpoints on disk stay those of finite states.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -38,14 +39,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   distributed.maybe_initialize(**config.distributed.to_dict())
   run = experiment.prepare(config)  # every config and data check, before compiling
   workdir = experiment.absolute_path(workdir)  # local, or gs://... shared by a pod
-  lead = jax.process_index() == 0
-  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
-  if lead:
-    experiment.save_config(run.config, workdir)
   train_config = run.config.train
-  checkpoints = workdir_checkpoints(workdir, run.config)
-  writer = summaries.SummaryWriter(os.path.join(workdir, "tensorboard"), enabled=lead)
-  try:
+  with training_run(run, workdir) as (checkpoints, writer):
     state = checkpoints.restore_latest(run.abstract_state)
     start_step = 0 if state is None else int(state.step)
     batches = experiment.train_batches(run, start_step=start_step)
@@ -68,6 +63,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
       return None
     checkpoints.save(state)
     return evaluator.report(state, workdir, writer=writer)
+
+
+@contextlib.contextmanager
+def training_run(run, workdir: str):
+  """Opens a training workdir: saves the config (the lead process), yields (checkpoints,
+  TensorBoard writer); on a non-finite loss logs the last good checkpoint and re-raises;
+  always lets pending checkpoint writes finish and closes both."""
+  lead = jax.process_index() == 0
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
+  if lead:
+    experiment.save_config(run.config, workdir)
+  checkpoints = workdir_checkpoints(workdir, run.config)
+  writer = summaries.SummaryWriter(os.path.join(workdir, "tensorboard"), enabled=lead)
+  try:
+    yield checkpoints, writer
   except summaries.NonFiniteLossError:
     checkpoints.wait()
     logging.error("training stopped on a non-finite loss; the last good checkpoint is step %s "

@@ -96,13 +96,7 @@ def train_prior(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
   distributed.maybe_initialize(**config.distributed.to_dict())
   run = prepare_prior(config)
   workdir = experiment.absolute_path(workdir)
-  lead = jax.process_index() == 0
-  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
-  if lead:
-    experiment.save_config(run.config, workdir)
-  checkpoints = loop.workdir_checkpoints(workdir, run.config)
-  writer = summaries.SummaryWriter(os.path.join(workdir, "tensorboard"), enabled=lead)
-  try:
+  with loop.training_run(run, workdir) as (checkpoints, writer):
     state = checkpoints.restore_latest(run.abstract_state)
     if state is None:
       state = run.init()
@@ -119,15 +113,6 @@ def train_prior(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
       return None
     checkpoints.save(state)
     return evaluator.report(state, workdir, writer=writer)
-  except summaries.NonFiniteLossError:
-    checkpoints.wait()
-    logging.error("training stopped on a non-finite loss; the last good checkpoint is step %s "
-                  "in %s", checkpoints.latest_step(), checkpoints.directory)
-    raise
-  finally:
-    checkpoints.wait()
-    checkpoints.close()
-    writer.close()
 
 
 def restore_prior_workdir(workdir: str) -> tuple[PriorExperiment, TrainState]:
