@@ -50,10 +50,7 @@ def build_model(model_config: Mapping[str, Any], *, axis_name: str | None = "bat
   if quantizer_fields is None:
     raise ValueError("config.model has no 'quantizer'; add one, e.g. "
                      "dict(name='vq', codebook_size=512, dim=64)")
-  dtype = fields.pop("dtype", "float32")
-  if dtype not in DTYPES:
-    raise ValueError(f"unknown dtype {dtype!r} in config.model.dtype; choose one of "
-                     f"{', '.join(map(repr, DTYPES))}")
+  dtype = _pop_dtype(fields)
   cls = MODELS[model_name]
   _check_fields(cls, fields, "config.model")
   if model_name == "vqvae":
@@ -61,7 +58,7 @@ def build_model(model_config: Mapping[str, Any], *, axis_name: str | None = "bat
   else:
     quantizers = {f"{level}_quantizer": build_quantizer(quantizer_fields, axis_name=axis_name)
                   for level in ("top", "bottom")}
-  return cls(**quantizers, **fields, dtype=DTYPES[dtype])
+  return cls(**quantizers, **fields, dtype=dtype)
 
 
 def build_prior(model_config: Mapping[str, Any], *, codebook_size: int,
@@ -72,17 +69,23 @@ def build_prior(model_config: Mapping[str, Any], *, codebook_size: int,
   if name not in PRIORS:
     raise ValueError(f"unknown prior {name!r} in config.model.name; choose one of "
                      f"{', '.join(map(repr, PRIORS))}")
-  dtype = fields.pop("dtype", "float32")
-  if dtype not in DTYPES:
-    raise ValueError(f"unknown dtype {dtype!r} in config.model.dtype; choose one of "
-                     f"{', '.join(map(repr, DTYPES))}")
+  dtype = _pop_dtype(fields)
   cls = PRIORS[name]
   if name == "transformer":
     fields.update(codebook_size=codebook_size, grid_shape=tuple(grid_shape))
   else:  # the PixelCNN is conditional when num_classes is not None
     fields.update(num_tokens=codebook_size, num_classes=fields.get("num_classes") or None)
   _check_fields(cls, fields, "config.model")
-  return cls(**fields, dtype=DTYPES[dtype])
+  return cls(**fields, dtype=dtype)
+
+
+def _pop_dtype(fields: dict):
+  """The compute dtype named by fields['dtype'] (removed from fields), float32 by default."""
+  dtype = fields.pop("dtype", "float32")
+  if dtype not in DTYPES:
+    raise ValueError(f"unknown dtype {dtype!r} in config.model.dtype; choose one of "
+                     f"{', '.join(map(repr, DTYPES))}")
+  return DTYPES[dtype]
 
 
 def build_quantizer(quantizer_config: Mapping[str, Any], *,
