@@ -3,6 +3,13 @@ by the prior's tokenizer, written as a PNG grid (default <workdir>/samples.png).
 
   python -m experiments.sample --workdir=/tmp/digits_prior --num_samples=64 --top_k=20
   python -m experiments.sample --workdir=/tmp/digits_prior --label=3 --temperature=0.8
+
+A VQ-VAE-2 bottom prior samples its top grids from the top prior in --top_prior_workdir
+(default: its config.top_prior_workdir; where neither is set, it conditions on the
+evaluation split's top grids); a top prior's samples are decoded only through a bottom
+prior, so sample that one with this workdir as --top_prior_workdir.
+
+  python -m experiments.sample --workdir=/tmp/vqvae2_bottom --top_prior_workdir=/tmp/vqvae2_top
 """
 import os
 
@@ -11,7 +18,7 @@ from absl import flags
 import jax
 import numpy as np
 
-from vqjax.train import images, prior_loop
+from vqjax.train import experiment, images, prior_loop, prior_sampling
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "The workdir of experiments.train_prior.")
@@ -22,6 +29,8 @@ flags.DEFINE_integer("top_k", None, "Sample only from the k most likely tokens."
 flags.DEFINE_float("top_p", None, "Sample only from the nucleus of this probability mass.")
 flags.DEFINE_integer("label", None, "Class of every sample (class-conditional priors; "
                      "default: the classes in turn).")
+flags.DEFINE_string("top_prior_workdir", None, "A VQ-VAE-2 bottom prior's top prior "
+                    "(default: the bottom prior's config.top_prior_workdir).")
 flags.DEFINE_integer("seed", 0, "Sampling seed.")
 flags.mark_flags_as_required(["workdir"])
 
@@ -29,11 +38,15 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if experiment.load_config(FLAGS.workdir).get("level") == "top":
+    raise app.UsageError(prior_sampling.TOP_PRIOR_ERROR)
   run, state = prior_loop.restore_prior_workdir(FLAGS.workdir)
+  top_prior = (prior_loop.restore_top_prior(run, FLAGS.top_prior_workdir)
+               if FLAGS.top_prior_workdir else None)
   labels = None if FLAGS.label is None else np.full(FLAGS.num_samples, FLAGS.label, np.int32)
   samples = prior_loop.sample_images(
       run, state, jax.random.PRNGKey(FLAGS.seed), num_samples=FLAGS.num_samples, labels=labels,
-      temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p)
+      top_prior=top_prior, temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p)
   grid = images.image_grid(samples, value_range=run.tokenizer.config.data.value_range)
   path = FLAGS.output or os.path.join(FLAGS.workdir, "samples.png")
   images.save_png(path, grid)

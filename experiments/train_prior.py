@@ -3,6 +3,9 @@ workdir resumes exactly.
 
   python -m experiments.train_prior --config=experiments/configs/prior_digits.py \
       --config.tokenizer_workdir=/tmp/digits --workdir=/tmp/digits_prior
+
+A VQ-VAE-2 tokenizer takes two priors, config.level 'top' and 'bottom' (the bottom one
+conditioned on the top grid): prior_vqvae2_top.py and prior_vqvae2_bottom.py.
 """
 from absl import app
 from absl import flags

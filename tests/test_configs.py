@@ -16,7 +16,9 @@ CONFIGS = [name for name in _ALL if not name.startswith("prior_")]
 PRIOR_CONFIGS = [name for name in _ALL if name.startswith("prior_")]
 # The tokenizer config each prior reads the grids of.
 PRIOR_TOKENIZERS = {"prior_digits": "digits", "prior_mnist": "mnist",
-                    "prior_mnist_pixelcnn": "mnist"}
+                    "prior_mnist_pixelcnn": "mnist", "prior_cifar10": "cifar10",
+                    "prior_vqvae2_top": "vqvae2_imagenet256",
+                    "prior_vqvae2_bottom": "vqvae2_imagenet256"}
 # Stored image shapes of the datasets the configs name (image_size overrides the side).
 SHAPES = {"vqjax_digits": (8, 8, 1), "mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1),
           "cifar10": (32, 32, 3), "imagenet2012": (None, None, 3)}
@@ -53,18 +55,25 @@ def test_config_builds_its_model(name, arg):
 def test_prior_config_builds_its_prior(name, arg):
   config = importlib.import_module(f"experiments.configs.{name}").get_config(arg)
   tokenizer = importlib.import_module(f"experiments.configs.{PRIOR_TOKENIZERS[name]}")
-  (grid_shape,) = _token_grids(tokenizer.get_config(arg))
+  tokenizer_grids = _token_grids(tokenizer.get_config(arg))  # VQ-VAE-2: [top, bottom]
   codebook_size = tokenizer.get_config(arg).model.quantizer.codebook_size
-  prior = build.build_prior(config.model, codebook_size=codebook_size, grid_shape=grid_shape)
+  assert (len(tokenizer_grids) == 2) == (config.level is not None)
+  grid_shape = tokenizer_grids[config.level == "bottom"]
+  bottom = config.level == "bottom"
+  prior = build.build_prior(config.model, codebook_size=codebook_size, grid_shape=grid_shape,
+                            condition_codebook_size=codebook_size if bottom else 0)
   experiment.check_train_config(config.train)
   experiment.build_optimizer(config)
-  labels = ({"labels": jax.ShapeDtypeStruct((2,), jnp.int32)}
-            if config.model.num_classes else {})
+  inputs = {}
+  if config.model.num_classes:
+    inputs["labels"] = jax.ShapeDtypeStruct((2,), jnp.int32)
+  if bottom:
+    inputs["condition"] = jax.ShapeDtypeStruct((2, *tokenizer_grids[0]), jnp.int32)
   grids = jax.ShapeDtypeStruct((2, *grid_shape), jnp.int32)
   logits = jax.eval_shape(
-      lambda grids, **labels: prior.apply(prior.init(jax.random.key(0), grids, train=False,
-                                                     **labels), grids, train=False, **labels),
-      grids, **labels)
+      lambda grids, **inputs: prior.apply(prior.init(jax.random.key(0), grids, train=False,
+                                                     **inputs), grids, train=False, **inputs),
+      grids, **inputs)
   assert logits.shape == (2, grid_shape[0] * grid_shape[1], codebook_size)
   assert config.model.name in build.PRIORS
   if arg == "tiny":

@@ -60,3 +60,14 @@ def test_one_step_writes_metrics_and_samples_then_resumes(tokenizer_workdir, tmp
   with pytest.raises(ValueError, match=r"outside \[0, 10\)"):
     prior_loop.sample_images(run, state, np.array([0, 1], np.uint32), num_samples=2,
                              labels=np.array([3, 12]))
+
+
+def test_level_and_top_prior_are_for_vqvae2_tokenizers_only(tokenizer_workdir):
+  config = _config(tokenizer_workdir)
+  config.level = "top"
+  with pytest.raises(ValueError, match="one grid per image; unset config.level"):
+    prior_loop.prepare_prior(config)
+  config.level = None
+  config.top_prior_workdir = tokenizer_workdir
+  with pytest.raises(ValueError, match="top_prior_workdir is set.*unset it"):
+    prior_loop.prepare_prior(config)

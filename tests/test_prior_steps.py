@@ -1,5 +1,6 @@
 """Prior steps: the pmapped step on 4 devices equals the one-device step on the whole
-batch; the loss is the raster-order next-token cross-entropy; eval sums skip padding."""
+batch (a VQ-VAE-2 bottom prior's with its top-grid condition too); the loss is the
+raster-order next-token cross-entropy; eval sums skip padding."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,14 +26,19 @@ def _flat(batch):
 
 @pytest.mark.parametrize("model", [
     models.TinyTransformerPrior(num_classes=10),
+    models.TinyTransformerPrior(num_classes=10, condition_codebook_size=5),
     models.GatedPixelCNN(num_tokens=16, hidden_channels=8, num_layers=2, num_classes=10)],
-    ids=["transformer", "pixelcnn"])
+    ids=["transformer", "bottom_transformer", "pixelcnn"])
 def test_pmapped_train_step_equals_one_device_step(model):
   optimizer = optax.sgd(0.5)  # adam would amplify rounding in near-zero gradients
   batch = _batch()
+  inputs = {"labels": _flat(batch)["label"][:1]}
+  if getattr(model, "condition_codebook_size", 0):  # a VQ-VAE-2 bottom prior: the top grid
+    batch["condition"] = np.random.default_rng(2).integers(
+        0, 5, (DEVICES, PER_DEVICE, 2, 2)).astype(np.int32)
+    inputs["condition"] = batch["condition"][0, :1]
   flat = _flat(batch)
-  state = create_train_state(model, optimizer, flat["tokens"][:1], seed=0,
-                             labels=flat["label"][:1])
+  state = create_train_state(model, optimizer, flat["tokens"][:1], seed=0, **inputs)
   expected, expected_metrics = jax.jit(
       lambda s, b: prior_steps.prior_train_step(s, b, model=model, optimizer=optimizer,
                                                 axis_name=None))(state, flat)
@@ -44,6 +50,9 @@ def test_pmapped_train_step_equals_one_device_step(model):
   np.testing.assert_allclose(metrics["grad_norm"], expected_metrics["grad_norm"], rtol=1e-4)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                actual.params, expected.params)
+  if "condition" in batch:  # the condition reaches the loss, through its embedding
+    assert np.abs(np.asarray(actual.params["condition_embed"]["embedding"])
+                  - np.asarray(state.params["condition_embed"]["embedding"])).max() > 0
 
 
 def test_loss_is_next_token_cross_entropy_and_eval_masks_padding():

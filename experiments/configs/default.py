@@ -10,11 +10,13 @@ None are typed placeholders, so that they can be overridden too.
 Fields (see vqjax.train: experiment.py, build.py, optimizer.py, loop.py):
   seed          data order, augmentation, initialization and every step's keys
   data          TFDS dataset and split names, batch sizes, preprocessing
-  model         `name` ('vqvae', 'vqvae2'), the model's fields, and `quantizer`: a layer
-                name of vqjax.train.build.QUANTIZERS with that layer's fields
+  model         `name` ('vqvae', 'vqvae2', 'vqgan'), the model's fields, and `quantizer`:
+                a layer name of vqjax.train.build.QUANTIZERS with that layer's fields
   optimizer     vqjax.train.optimizer.make_optimizer's keywords
   train         steps, logging, checkpoint and evaluation intervals, k-means init
   distributed   vqjax.train.distributed.maybe_initialize's keywords
+A VQGAN (get_vqgan_config) adds discriminator, discriminator_optimizer, gan and lpips
+(vqjax.train.gan_experiment).
 """
 from __future__ import annotations
 
@@ -51,13 +53,66 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   return shrink(config) if args.tiny else config
 
 
+def get_vqgan_config() -> ml_collections.ConfigDict:
+  """The defaults of a VQGAN (vqjax.train.gan_experiment): taming-transformers' f16
+  ImageNet model (vqgan_imagenet256_f16.py) with its loss, discriminator and optimizers."""
+  config = get_config()
+  config.data.update(value_range=(-1.0, 1.0), random_flip=True)
+  config.model = ml_collections.ConfigDict(dict(
+      name="vqgan", image_channels=3, embedding_dim=256, channels=128,
+      channel_multipliers=(1, 1, 2, 2, 4), num_res_blocks=2, attention_resolutions=(16,),
+      z_channels=256, dropout_rate=0.0, dtype="float32",
+      quantizer=dict(name="vq", codebook_size=1024, dim=256, beta=0.25,
+                     ema_decay=placeholder(float), dead_code_threshold=0.0)))
+  config.optimizer.update(name="adam", learning_rate=4.5e-6 * 64, b1=0.5, b2=0.9,
+                          schedule="constant")
+  config.discriminator = ml_collections.ConfigDict(dict(
+      name="patchgan", channels=64, num_layers=3, norm="batch", dtype="float32"))
+  config.discriminator_optimizer = ml_collections.ConfigDict(config.optimizer.to_dict())
+  config.gan = ml_collections.ConfigDict(dict(
+      reconstruction_loss="l1", perceptual_weight=1.0, gan_loss="hinge",
+      discriminator_weight=0.8, discriminator_start=0, adaptive_weight=True,
+      max_adaptive_weight=1e4, lecam_weight=0.0, lecam_decay=0.99, r1_gamma=0.0,
+      generator_ema_decay=0.0))
+  config.lpips = ml_collections.ConfigDict(dict(weights=placeholder(str),
+                                                resize_to=placeholder(int)))
+  return config
+
+
+def shrink_vqgan(config: ml_collections.ConfigDict, *, num_steps: int = 20,
+                 batch_size: int = 16) -> ml_collections.ConfigDict:
+  """The 'tiny' switch of a VQGAN config: a test-sized generator and discriminator with
+  the config's downsampling factor, a few small-batch steps with the GAN on after half."""
+  factor_levels = len(config.model.channel_multipliers)
+  config.model.update(channels=16, channel_multipliers=(1,) + (2,) * (factor_levels - 1),
+                      num_res_blocks=1, attention_resolutions=(), z_channels=8,
+                      embedding_dim=8)
+  config.model.quantizer.update(codebook_size=32, dim=8)
+  config.discriminator.update(channels=8,
+                              num_layers=min(config.discriminator.num_layers, 2))
+  config.data.update(batch_size=batch_size, eval_batch_size=2 * batch_size,
+                     variance_examples=1_000)
+  config.optimizer.update(learning_rate=1e-3, warmup_steps=0)
+  config.discriminator_optimizer.update(learning_rate=1e-3, warmup_steps=0)
+  config.gan.update(discriminator_start=num_steps // 2)
+  config.train.update(num_steps=num_steps, log_every_steps=5, checkpoint_every_steps=10,
+                      eval_every_steps=0, grid_examples=8)
+  return config
+
+
 def get_prior_config() -> ml_collections.ConfigDict:
   """The defaults of a prior (vqjax.train.prior_loop): a transformer over the token grids
   of the tokenizer trained in tokenizer_workdir; model.name 'transformer' or 'pixelcnn'
-  with that model's fields (vqjax.train.build.build_prior), num_classes 0: unconditional."""
+  with that model's fields (vqjax.train.build.build_prior), num_classes 0: unconditional.
+  level: None for a single-grid tokenizer; 'top' or 'bottom' names a VQ-VAE-2's grid (the
+  bottom prior is conditioned on the top grid); top_prior_workdir: a bottom prior's top
+  prior, whose sampled top grids its samples are decoded over (unset: the evaluation
+  split's top grids)."""
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.tokenizer_workdir = placeholder(str)
+  config.level = placeholder(str)
+  config.top_prior_workdir = placeholder(str)
   config.data = ml_collections.ConfigDict(dict(
       train_split="train", eval_split="test", batch_size=64, eval_batch_size=256))
   config.model = ml_collections.ConfigDict(dict(

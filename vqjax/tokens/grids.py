@@ -5,6 +5,9 @@
                                                split and writes the cache
     load_token_grids(workdir, split='train')   reads the cache back, checking that it was
                                                made from the workdir's latest checkpoint
+    select_grids(grids, tokens='bottom', condition='top')
+                                               the grids one prior reads, renamed to its
+                                               batch keys 'tokens' and 'condition'
     make_token_iterator(grids, batch_size=..)  batches for a prior, [devices, per-device, ...]
 
 The cache is one .npz per split, <cache_dir>/<split>.npz (cache_dir defaults to
@@ -135,6 +138,22 @@ def latest_checkpoint_step(workdir: str) -> int | None:
     return checkpoints.latest_step()
   finally:
     checkpoints.close()
+
+
+def select_grids(token_grids: TokenGrids, *, tokens: str,
+                 condition: str | None = None) -> TokenGrids:
+  """The grids one prior reads, under the names of its batches: the grid named `tokens`
+  as 'tokens' and, for a VQ-VAE-2 bottom prior, the grid named `condition` (the top grid)
+  as 'condition'; the others are dropped, the labels kept."""
+  names = {"tokens": tokens} if condition is None else {"tokens": tokens,
+                                                         "condition": condition}
+  missing = sorted(set(names.values()) - set(token_grids.grids))
+  if missing:
+    raise ValueError(f"the token grids of split {token_grids.split!r} hold "
+                     f"{sorted(token_grids.grids)}, not {missing}; a VQ-VAE-2 tokenizer has "
+                     "'top' and 'bottom', any other tokenizer 'tokens'")
+  return token_grids._replace(grids={name: token_grids.grids[grid]
+                                     for name, grid in names.items()})
 
 
 def make_token_iterator(token_grids: TokenGrids, *, batch_size: int, train: bool = True,

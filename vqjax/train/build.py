@@ -2,16 +2,22 @@
 
     model = build_model(config.model, axis_name="batch")
 
-config.model holds `name` ('vqvae' or 'vqvae2'), the model's own fields (image_channels,
-embedding_dim, hidden_channels, residual_channels, num_residual_layers,
-downsample_factor, dtype as 'float32' or 'bfloat16') and `quantizer`: a `name` from
-QUANTIZERS plus that layer's fields (codebook_size, dim, beta, ema_decay, ...). VQ-VAE-2
-gets two quantizers built from the same fields. Models and layers never see the config.
+config.model holds `name` ('vqvae', 'vqvae2' or 'vqgan'), the model's own fields (e.g.
+image_channels, embedding_dim, hidden_channels, downsample_factor; VQGAN: channels,
+channel_multipliers, attention_resolutions, ...; dtype as 'float32' or 'bfloat16') and
+`quantizer`: a `name` from QUANTIZERS plus that layer's fields (codebook_size, dim, beta,
+ema_decay, ...). VQ-VAE-2 gets two quantizers built from the same fields. Models and
+layers never see the config.
+
+    discriminator = build_discriminator(config.discriminator, axis_name="batch")
+
+builds a VQGAN's discriminator (DISCRIMINATORS) from its fields.
 
     prior = build_prior(config.model, codebook_size=K, grid_shape=(h, w))
 
 builds an autoregressive prior from its `name` (PRIORS) and fields; the tokenizer gives
-the codebook size and grid shape, and num_classes=0 means unconditional for both kinds.
+the codebook size and grid shape (and, for a VQ-VAE-2 bottom prior, the top codebook size
+as condition_codebook_size), and num_classes=0 means unconditional for both kinds.
 """
 from __future__ import annotations
 
@@ -25,7 +31,8 @@ import jax.numpy as jnp
 from vqjax import models
 from vqjax import nn as vqnn
 
-MODELS = {"vqvae": models.VQVAE, "vqvae2": models.VQVAE2}
+MODELS = {"vqvae": models.VQVAE, "vqvae2": models.VQVAE2, "vqgan": models.VQGAN}
+DISCRIMINATORS = {"patchgan": models.PatchGANDiscriminator}
 QUANTIZERS = {
     "vq": vqnn.VectorQuantizer,
     "residual": vqnn.ResidualVectorQuantizer,
@@ -53,7 +60,8 @@ def build_model(model_config: Mapping[str, Any], *, axis_name: str | None = "bat
   dtype = _pop_dtype(fields)
   cls = MODELS[model_name]
   _check_fields(cls, fields, "config.model")
-  if model_name == "vqvae":
+  fields = _tuples(fields)
+  if model_name != "vqvae2":
     quantizers = {"quantizer": build_quantizer(quantizer_fields, axis_name=axis_name)}
   else:
     quantizers = {f"{level}_quantizer": build_quantizer(quantizer_fields, axis_name=axis_name)
@@ -62,8 +70,10 @@ def build_model(model_config: Mapping[str, Any], *, axis_name: str | None = "bat
 
 
 def build_prior(model_config: Mapping[str, Any], *, codebook_size: int,
-                grid_shape: tuple[int, int]) -> nn.Module:
-  """The prior config.model describes, over grid_shape grids of codebook_size codes."""
+                grid_shape: tuple[int, int], condition_codebook_size: int = 0) -> nn.Module:
+  """The prior config.model describes, over grid_shape grids of codebook_size codes;
+  condition_codebook_size > 0: a VQ-VAE-2 bottom prior, conditioned on a top grid of that
+  many codes (the transformer only)."""
   fields = _as_dict(model_config)
   name = fields.pop("name", "transformer")
   if name not in PRIORS:
@@ -72,18 +82,23 @@ def build_prior(model_config: Mapping[str, Any], *, codebook_size: int,
   dtype = _pop_dtype(fields)
   cls = PRIORS[name]
   if name == "transformer":
-    fields.update(codebook_size=codebook_size, grid_shape=tuple(grid_shape))
+    fields.update(codebook_size=codebook_size, grid_shape=tuple(grid_shape),
+                  condition_codebook_size=condition_codebook_size)
+  elif condition_codebook_size:
+    raise ValueError("the 'pixelcnn' prior takes no top-grid condition, so it cannot be a "
+                     "VQ-VAE-2 bottom prior; set config.model.name='transformer' (or "
+                     "config.level='top')")
   else:  # the PixelCNN is conditional when num_classes is not None
     fields.update(num_tokens=codebook_size, num_classes=fields.get("num_classes") or None)
   _check_fields(cls, fields, "config.model")
   return cls(**fields, dtype=dtype)
 
 
-def _pop_dtype(fields: dict):
+def _pop_dtype(fields: dict, where: str = "config.model.dtype"):
   """The compute dtype named by fields['dtype'] (removed from fields), float32 by default."""
   dtype = fields.pop("dtype", "float32")
   if dtype not in DTYPES:
-    raise ValueError(f"unknown dtype {dtype!r} in config.model.dtype; choose one of "
+    raise ValueError(f"unknown dtype {dtype!r} in {where}; choose one of "
                      f"{', '.join(map(repr, DTYPES))}")
   return DTYPES[dtype]
 
@@ -98,9 +113,28 @@ def build_quantizer(quantizer_config: Mapping[str, Any], *,
                      f"of {', '.join(map(repr, QUANTIZERS))}")
   cls = QUANTIZERS[name]
   _check_fields(cls, fields, "config.model.quantizer")
-  fields = {key: tuple(value) if isinstance(value, list) else value
-            for key, value in fields.items()}
-  return cls(**fields, axis_name=axis_name)
+  return cls(**_tuples(fields), axis_name=axis_name)
+
+
+def build_discriminator(discriminator_config: Mapping[str, Any], *,
+                        axis_name: str | None = "batch") -> nn.Module:
+  """The VQGAN discriminator config.discriminator describes (`name` from DISCRIMINATORS,
+  its fields, dtype); batch norm statistics are synchronized over axis_name."""
+  fields = _as_dict(discriminator_config)
+  name = fields.pop("name", "patchgan")
+  if name not in DISCRIMINATORS:
+    raise ValueError(f"unknown discriminator {name!r} in config.discriminator.name; choose "
+                     f"one of {', '.join(map(repr, DISCRIMINATORS))}")
+  dtype = _pop_dtype(fields, where="config.discriminator.dtype")
+  cls = DISCRIMINATORS[name]
+  _check_fields(cls, fields, "config.discriminator")
+  return cls(**_tuples(fields), dtype=dtype, axis_name=axis_name)
+
+
+def _tuples(fields: Mapping[str, Any]) -> dict[str, Any]:
+  """Fields with lists (as configs hold them after JSON) made tuples, as modules need."""
+  return {key: tuple(value) if isinstance(value, list) else value
+          for key, value in fields.items()}
 
 
 def quantizers_of(model: nn.Module) -> dict[str, nn.Module]:

@@ -4,6 +4,7 @@
     psnr            mean over images of 10 log10(peak^2 / image MSE), peak = high - low
                     of the value range
     normalized_mse  mse / data variance (the training split's pixel variance)
+    lpips           mean LPIPS distance of reconstructions to inputs (when eval_fn gives it)
     <prefix>perplexity, <prefix>codes_used_fraction, <prefix>dead_codes
                     from the code counts of the whole split, per codebook (prefixes ''
                     or 'top/' and 'bottom/'; residual codebooks add '/<level>')
@@ -48,6 +49,8 @@ def evaluate(eval_fn: Callable, state: TrainState, batches: Iterable[dict], *,
   mse = float(totals["squared_error"]) / count
   results = {"examples": count, "mse": mse, "psnr": float(totals["psnr"]) / count,
              "normalized_mse": mse / data_variance}
+  if "lpips" in totals:
+    results["lpips"] = float(totals["lpips"]) / count
   code_counts = {name[len(_COUNTS):]: value for name, value in totals.items()
                  if name.startswith(_COUNTS)}
   for prefix, counts in code_counts.items():

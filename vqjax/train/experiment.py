@@ -5,11 +5,11 @@ config.data.download is set), builds the model and optimizer, and traces the mod
 initialization on shapes alone (jax.eval_shape), so every mistake in the config or the
 data fails here with a ValueError that names the fix: unknown dataset or split, channels
 that differ between data and model, image sizes the model cannot downsample, batch
-sizes the devices cannot split, bad codebook size, beta or learning rate.
+sizes the devices cannot split, bad codebook size, beta or learning rate. A VQGAN
+config (model.name 'vqgan') adds the sections of vqjax.train.gan_experiment.
 """
 from __future__ import annotations
 
-import inspect
 import json
 import os
 from typing import Callable, Iterator, NamedTuple
@@ -21,7 +21,7 @@ import ml_collections
 
 from vqjax import data
 from vqjax.data import sources
-from vqjax.train import build, optimizer as optimizer_lib, parallel
+from vqjax.train import build, gan_experiment, optimizer as optimizer_lib, parallel
 from vqjax.train.state import TrainState
 
 CONFIG_FILE = "config.json"
@@ -34,6 +34,7 @@ class Experiment(NamedTuple):
   optimizer: optimizer_lib.Optimizer
   init: Callable[[], TrainState]     # a fresh state on the local devices
   abstract_state: TrainState         # its shapes, dtypes and placement
+  gan: gan_experiment.GANParts | None = None  # a VQGAN's discriminator, losses and LPIPS
 
 
 def prepare(config: ml_collections.ConfigDict) -> Experiment:
@@ -55,10 +56,16 @@ def prepare(config: ml_collections.ConfigDict) -> Experiment:
         f"{info.channels}")
   model = build.build_model(config.model, axis_name=parallel.AXIS_NAME)
   optimizer = build_optimizer(config)
-  init = parallel.init_state(model, optimizer.transform, seed=config.seed,
-                             image_shape=info.image_shape)
-  abstract_state = parallel.abstract_state(init)  # the model's own checks run here
-  return Experiment(config, info, model, optimizer, init, abstract_state)
+  gan = None
+  if config.model.name == "vqgan":
+    gan = gan_experiment.prepare_gan(config)
+    init = gan_experiment.init_state(model, optimizer, gan, seed=config.seed,
+                                     image_shape=info.image_shape)
+  else:
+    init = parallel.init_state(model, optimizer.transform, seed=config.seed,
+                               image_shape=info.image_shape)
+  abstract_state = parallel.abstract_state(init)  # the models' own checks run here
+  return Experiment(config, info, model, optimizer, init, abstract_state, gan)
 
 
 def check_train_config(train_config: ml_collections.ConfigDict) -> None:
@@ -74,12 +81,8 @@ def check_train_config(train_config: ml_collections.ConfigDict) -> None:
 
 def build_optimizer(config: ml_collections.ConfigDict) -> optimizer_lib.Optimizer:
   """The optimizer of config.optimizer, its schedule over config.train.num_steps."""
-  optimizer_fields = config.optimizer.to_dict()
-  known = set(inspect.signature(optimizer_lib.make_optimizer).parameters) - {"total_steps"}
-  if set(optimizer_fields) - known:
-    raise ValueError(f"config.optimizer has unknown field(s) "
-                     f"{sorted(set(optimizer_fields) - known)}; its fields are {sorted(known)}")
-  return optimizer_lib.make_optimizer(total_steps=config.train.num_steps, **optimizer_fields)
+  return optimizer_lib.optimizer_from_config(config.optimizer,
+                                             total_steps=config.train.num_steps)
 
 
 def resolve_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

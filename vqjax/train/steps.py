@@ -76,7 +76,8 @@ def train_step(state: TrainState, batch, *, model: nn.Module,
   return state, metrics
 
 
-def eval_step(state: TrainState, batch, *, model: nn.Module, value_range=(-1.0, 1.0),
+def eval_step(state: TrainState, batch, perceptual_variables=None, *, model: nn.Module,
+              value_range=(-1.0, 1.0), perceptual: nn.Module | None = None,
               axis_name: str | None = "batch"):
   """Sums over this batch's valid examples (batch['mask']) on all devices, and this
   device's reconstructions.
@@ -84,6 +85,8 @@ def eval_step(state: TrainState, batch, *, model: nn.Module, value_range=(-1.0, 
   Returns ({'count', 'squared_error', 'psnr', 'code_counts/<prefix>'}, reconstruction):
   squared_error and psnr are summed per-example means; code counts have shape [K], or
   [levels, K] for residual and grouped quantizers (build.quantizers_of gives prefixes).
+  With a perceptual module (LPIPS, applied with perceptual_variables, on images in the
+  value range mapped to [-1, 1]) the sums add 'lpips'.
   """
   images = batch["image"].astype(jnp.float32)
   mask = batch["mask"].astype(jnp.float32)
@@ -93,6 +96,12 @@ def eval_step(state: TrainState, batch, *, model: nn.Module, value_range=(-1.0, 
   psnr = 10.0 * jnp.log10(peak ** 2 / jnp.maximum(per_example, 1e-10))
   sums = {"count": jnp.sum(mask), "squared_error": jnp.sum(per_example * mask),
           "psnr": jnp.sum(psnr * mask)}
+  if perceptual is not None:
+    low, high = (float(v) for v in value_range)
+    to_unit = lambda x: (x - low) * (2.0 / (high - low)) - 1.0  # LPIPS reads [-1, 1]
+    distances = perceptual.apply(perceptual_variables, to_unit(output.reconstruction),
+                                 to_unit(images))
+    sums["lpips"] = jnp.sum(distances.astype(jnp.float32) * mask)
   quantizers = build.quantizers_of(model)
   for prefix, indices in build.token_grids(output).items():
     sums[f"code_counts/{prefix}"] = _masked_code_counts(
@@ -119,8 +128,11 @@ def kmeans_step(state: TrainState, batch, key, *, model: nn.Module, iterations: 
 
   with nn.intercept_methods(fit_before_call):
     _, variables = model.apply(state.variables, batch["image"], train=False, mutable=True)
-  return state.replace(params=variables["params"],
-                       quantizer_state=variables.get(QUANTIZER_STATE, state.quantizer_state))
+  state = state.replace(params=variables["params"],
+                        quantizer_state=variables.get(QUANTIZER_STATE, state.quantizer_state))
+  if getattr(state, "ema_params", None):  # a GAN state's parameter EMA starts from the fit
+    state = state.replace(ema_params=variables["params"])
+  return state
 
 
 def _masked_code_counts(indices, mask, codebook_size: int):

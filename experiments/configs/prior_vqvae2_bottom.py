@@ -1,0 +1,43 @@
+r"""VQ-VAE-2 bottom prior: a transformer over the 64x64 bottom token grids (K = 512) of
+the ImageNet 256x256 tokenizer (vqvae2_imagenet256.py), conditioned on the image's 32x32
+top grid (each bottom position adds the embedding of the top code above it) and on the
+class.
+
+The paper's bottom prior is a PixelCNN without attention, conditioned on the top codes.
+Self-attention over 4,096 positions costs memory quadratic in them (the attention
+weights of every layer are kept for the backward pass), so this transformer is shallower
+and narrower than the top prior (8 layers of width 256, 7M parameters) and takes 2 grids
+per device (batch 16 on 8 devices): about 27 GiB per device by XLA's memory analysis of
+the compiled train step (CPU backend, a rough guide), linear in the per-device batch.
+
+  python -m experiments.train_prior --config=experiments/configs/prior_vqvae2_bottom.py \
+      --config.tokenizer_workdir=/tmp/vqvae2 --workdir=/tmp/vqvae2_bottom \
+      --config.top_prior_workdir=/tmp/vqvae2_top
+  python -m experiments.sample --workdir=/tmp/vqvae2_bottom \
+      --top_prior_workdir=/tmp/vqvae2_top --label=207
+
+With top_prior_workdir (set here or passed to experiments.sample) the samples' top grids
+come from that top prior; without it (the default, so the two priors can train at once)
+the bottom prior's samples.png is decoded over the evaluation split's top grids.
+"""
+from __future__ import annotations
+
+from experiments.configs import default
+
+
+def get_config(arg: str | None = None):
+  args = default.parse_arg(arg, tiny=False)
+  config = default.get_prior_config()
+  config.level = "bottom"
+  config.model.update(name="transformer", num_layers=8, embed_dim=256, num_heads=8,
+                      dropout_rate=0.1, num_classes=1000, dtype="bfloat16")
+  config.data.update(train_split="train", eval_split="validation", batch_size=16,
+                     eval_batch_size=64)
+  config.optimizer.update(learning_rate=3e-4, warmup_steps=2_000)
+  config.train.update(num_steps=200_000, log_every_steps=500, checkpoint_every_steps=5_000,
+                      eval_every_steps=0, num_samples=16)
+  if args.tiny:
+    default.shrink_prior(config)
+    config.model.dtype = "float32"
+    config.data.update(train_split="train[:1000]", eval_split="validation[:500]")
+  return config

