@@ -51,7 +51,7 @@ def test_every_quantizer_and_its_codebook_size(quantizer, embedding_dim, size):
 
 
 @pytest.mark.parametrize("overrides,message", [
-    (dict(name="vqgan"), "unknown model 'vqgan' in config.model.name"),
+    (dict(name="vqvae3"), "unknown model 'vqvae3' in config.model.name"),
     (dict(quantizer={"name": "kmeans"}), "unknown quantizer 'kmeans'"),
     (dict(quantizer=None), "config.model has no 'quantizer'"),
     (dict(dtype="float16"), "unknown dtype 'float16'"),
@@ -62,3 +62,32 @@ def test_every_quantizer_and_its_codebook_size(quantizer, embedding_dim, size):
 def test_errors_name_the_field(overrides, message):
   with pytest.raises(ValueError, match=message):
     build.build_model(_config(**overrides))
+
+
+def test_vqgan_from_its_fields_lists_as_tuples():
+  model = build.build_model(dict(
+      name="vqgan", image_channels=1, embedding_dim=8, channels=16,
+      channel_multipliers=[1, 2], attention_resolutions=[4], num_res_blocks=1, z_channels=8,
+      dtype="bfloat16", quantizer={"name": "vq", "codebook_size": 16, "dim": 8,
+                                   "metric": "cosine"}))
+  assert isinstance(model, models.VQGAN) and model.channel_multipliers == (1, 2)
+  assert model.dtype == jnp.bfloat16 and model.quantizer.metric == "cosine"
+  assert model.quantizer.axis_name == "batch" and model.downsample_factor == 2
+
+
+def test_discriminator_from_its_fields():
+  disc = build.build_discriminator(dict(name="patchgan", channels=8, num_layers=2,
+                                        norm="group", dtype="bfloat16"), axis_name="batch")
+  assert isinstance(disc, models.PatchGANDiscriminator)
+  assert (disc.channels, disc.num_layers, disc.norm, disc.axis_name) == (8, 2, "group", "batch")
+  assert disc.dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize("fields,message", [
+    (dict(name="stylegan"), "unknown discriminator 'stylegan' in config.discriminator.name"),
+    (dict(depth=3), r"config.discriminator has unknown field\(s\) 'depth'"),
+    (dict(dtype="float16"), "unknown dtype 'float16' in config.discriminator.dtype"),
+])
+def test_discriminator_errors_name_the_field(fields, message):
+  with pytest.raises(ValueError, match=message):
+    build.build_discriminator(fields)

@@ -24,7 +24,11 @@ SHAPES = {"vqjax_digits": (8, 8, 1), "mnist": (28, 28, 1), "fashion_mnist": (28,
           "cifar10": (32, 32, 3), "imagenet2012": (None, None, 3)}
 TOKEN_GRIDS = {"digits": [(4, 4)], "mnist": [(7, 7)], "fashion_mnist": [(7, 7)],
                "cifar10": [(8, 8)], "default": [(8, 8)], "imagenet128": [(32, 32)],
-               "vqvae2_imagenet256": [(32, 32), (64, 64)]}
+               "vqvae2_imagenet256": [(32, 32), (64, 64)], "vqgan_digits": [(4, 4)],
+               "vqgan_mnist": [(7, 7)], "vqgan_imagenet256_f16": [(16, 16)],
+               "vqgan_imagenet256_f8": [(32, 32)]}
+# Tiny ImageNet VQGANs read 32x32 images.
+TINY_TOKEN_GRIDS = {"vqgan_imagenet256_f16": [(2, 2)], "vqgan_imagenet256_f8": [(4, 4)]}
 
 
 def _token_grids(config):
@@ -45,9 +49,11 @@ def _token_grids(config):
 @pytest.mark.parametrize("arg", [None, "tiny"])
 def test_config_builds_its_model(name, arg):
   config = importlib.import_module(f"experiments.configs.{name}").get_config(arg)
-  assert _token_grids(config) == TOKEN_GRIDS[name]
+  expected = TINY_TOKEN_GRIDS.get(name, TOKEN_GRIDS[name]) if arg else TOKEN_GRIDS[name]
+  assert _token_grids(config) == expected
   if arg == "tiny":
-    assert config.train.num_steps <= 20 and config.model.hidden_channels <= 16
+    width = config.model.get("hidden_channels", config.model.get("channels"))
+    assert config.train.num_steps <= 20 and width <= 16
 
 
 @pytest.mark.parametrize("name", PRIOR_CONFIGS)
