@@ -1,7 +1,8 @@
-r"""Transformer prior over the 7x7 token grids of the MNIST tokenizer (mnist.py),
-class-conditional on the digit.
+r"""Transformer prior over the 7x7 token grids of an MNIST tokenizer (mnist.py; the
+figures in the README are for `mnist.py:codebook_size=128`), class-conditional on the digit.
 
-  python -m experiments.train --config=experiments/configs/mnist.py --workdir=/tmp/mnist
+  python -m experiments.train --config=experiments/configs/mnist.py:codebook_size=128 \
+      --workdir=/tmp/mnist
   python -m experiments.train_prior --config=experiments/configs/prior_mnist.py \
       --config.tokenizer_workdir=/tmp/mnist --workdir=/tmp/mnist_prior
 """
@@ -13,10 +14,11 @@ from experiments.configs import default
 def get_config(arg: str | None = None):
   args = default.parse_arg(arg, tiny=False)
   config = default.get_prior_config()
-  config.model.update(name="transformer", num_layers=6, embed_dim=256, num_heads=8,
+  # Sized for 2 CPU cores: about 15 minutes.
+  config.model.update(name="transformer", num_layers=4, embed_dim=128, num_heads=4,
                       dropout_rate=0.1, num_classes=10)
-  config.data.update(batch_size=128, eval_batch_size=500)
-  config.train.update(num_steps=10_000, log_every_steps=500, checkpoint_every_steps=1_000,
+  config.data.update(batch_size=64, eval_batch_size=500)
+  config.train.update(num_steps=4_000, log_every_steps=250, checkpoint_every_steps=1_000,
                       num_samples=40)
   if args.tiny:
     default.shrink_prior(config)

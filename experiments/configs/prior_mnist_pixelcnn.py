@@ -16,11 +16,12 @@ def get_config(arg: str | None = None):
   args = default.parse_arg(arg, tiny=False)
   config = default.get_prior_config()
   config.model = ml_collections.ConfigDict(dict(
-      name="pixelcnn", hidden_channels=128, num_layers=6, kernel_size=3, num_classes=10,
+      name="pixelcnn", hidden_channels=64, num_layers=6, kernel_size=3, num_classes=10,
       dtype="float32"))
-  config.data.update(batch_size=128, eval_batch_size=500)
+  # Sized for 2 CPU cores, as prior_mnist.py: the same batches and steps.
+  config.data.update(batch_size=64, eval_batch_size=500)
   config.optimizer.update(weight_decay=0.0)
-  config.train.update(num_steps=10_000, log_every_steps=500, checkpoint_every_steps=1_000,
+  config.train.update(num_steps=4_000, log_every_steps=250, checkpoint_every_steps=1_000,
                       num_samples=40)
   if args.tiny:
     default.shrink_prior(config)
