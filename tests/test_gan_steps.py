@@ -10,20 +10,20 @@ import optax
 import pytest
 
 from vqjax import losses, models
-from vqjax.train import build, gan_state, gan_steps, parallel
+from vqjax.train import build, gan_state, gan_steps, parallel, steps
 from vqjax.train.state import QUANTIZER_STATE, step_key
 
 _jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 SIZE = 16
 
 
-def _models(axis_name=None, norm="batch", ema_decay=None):
+def _models(axis_name=None, norm="batch", ema_decay=None, dtype="float32"):
   model = build.build_model(dict(
       name="vqgan", image_channels=3, embedding_dim=8, channels=8, channel_multipliers=(1, 2),
-      num_res_blocks=1, attention_resolutions=(8,), z_channels=8,
+      num_res_blocks=1, attention_resolutions=(8,), z_channels=8, dtype=dtype,
       quantizer=dict(name="vq", codebook_size=16, dim=8, ema_decay=ema_decay)),
       axis_name=axis_name)
-  disc = build.build_discriminator(dict(channels=8, num_layers=2, norm=norm),
+  disc = build.build_discriminator(dict(channels=8, num_layers=2, norm=norm, dtype=dtype),
                                    axis_name=axis_name)
   return model, disc
 
@@ -119,8 +119,8 @@ def test_discriminator_start_gates_the_gan_terms_and_updates():
   chex.assert_trees_all_close(first.params, without_gan.params, rtol=1e-5, atol=1e-7)
 
 
-def test_generator_ema_and_lecam_state():
-  model, disc = _models(norm="none")
+def test_generator_ema_and_lecam_state_in_bfloat16():
+  model, disc = _models(norm="none", dtype="bfloat16")
   adam = optax.adam(1e-3, b1=0.5, b2=0.9)
   state = _state(model, disc, adam, adam, generator_ema=True, lecam=True)
   chex.assert_trees_all_equal(state.ema_params, state.params)
@@ -134,6 +134,8 @@ def test_generator_ema_and_lecam_state():
   np.testing.assert_allclose(new.lecam_ema["fake"], 0.5 * float(metrics["logits_fake"]),
                              rtol=1e-5)
   assert float(metrics["r1_penalty"]) > 0 and "lecam_loss" in metrics
+  assert all(np.isfinite(float(value)) for value in metrics.values())
+  assert jax.tree.leaves(new.params)[0].dtype == jnp.float32  # bfloat16 compute only
   assert new.variables["params"] is new.ema_params  # evaluation reads the EMA
 
 
@@ -174,3 +176,14 @@ def test_pmapped_gan_step_on_4_devices_equals_1_device():
   (state4, metrics4), (state1, metrics1) = results
   chex.assert_trees_all_close(metrics4, metrics1, rtol=2e-4, atol=1e-5)
   chex.assert_trees_all_close(state4, state1, rtol=2e-4, atol=1e-5)
+
+
+def test_kmeans_initialization_restarts_the_generator_ema_from_the_fit():
+  model, disc = _models(norm="none")
+  adam = optax.adam(1e-3)
+  state = _state(model, disc, adam, adam, generator_ema=True)
+  fit = _jit(functools.partial(steps.kmeans_step, model=model, iterations=2))
+  fitted = fit(state, {"image": _images()}, jax.random.key(0))
+  codebook = lambda params: params["quantizer"]["codebook"]
+  assert not np.allclose(codebook(fitted.params), codebook(state.params))
+  chex.assert_trees_all_equal(fitted.ema_params, fitted.params)
