@@ -22,22 +22,14 @@ the bottom prior's samples.png is decoded over the evaluation split's top grids.
 """
 from __future__ import annotations
 
-from experiments.configs import default
+from experiments.configs import default, prior_vqvae2_top
 
 
 def get_config(arg: str | None = None):
+  """The top prior's config for the bottom grids: a smaller transformer, smaller batches."""
   args = default.parse_arg(arg, tiny=False)
-  config = default.get_prior_config()
+  config = prior_vqvae2_top.get_config()
   config.level = "bottom"
-  config.model.update(name="transformer", num_layers=8, embed_dim=256, num_heads=8,
-                      dropout_rate=0.1, num_classes=1000, dtype="bfloat16")
-  config.data.update(train_split="train", eval_split="validation", batch_size=16,
-                     eval_batch_size=64)
-  config.optimizer.update(learning_rate=3e-4, warmup_steps=2_000)
-  config.train.update(num_steps=200_000, log_every_steps=500, checkpoint_every_steps=5_000,
-                      eval_every_steps=0, num_samples=16)
-  if args.tiny:
-    default.shrink_prior(config)
-    config.model.dtype = "float32"
-    config.data.update(train_split="train[:1000]", eval_split="validation[:500]")
-  return config
+  config.model.update(num_layers=8, embed_dim=256)
+  config.data.update(batch_size=16, eval_batch_size=64)
+  return prior_vqvae2_top.shrink(config) if args.tiny else config

@@ -31,8 +31,12 @@ def get_config(arg: str | None = None):
   config.optimizer.update(learning_rate=3e-4, warmup_steps=2_000)
   config.train.update(num_steps=200_000, log_every_steps=500, checkpoint_every_steps=5_000,
                       eval_every_steps=0, num_samples=16)
-  if args.tiny:
-    default.shrink_prior(config)
-    config.model.dtype = "float32"
-    config.data.update(train_split="train[:1000]", eval_split="validation[:500]")
+  return shrink(config) if args.tiny else config
+
+
+def shrink(config):
+  """The 'tiny' switch of both VQ-VAE-2 priors."""
+  default.shrink_prior(config)
+  config.model.dtype = "float32"
+  config.data.update(train_split="train[:1000]", eval_split="validation[:500]")
   return config
