@@ -59,6 +59,7 @@ def prepare(config: ml_collections.ConfigDict) -> Experiment:
   gan = None
   if config.model.name == "vqgan":
     gan = gan_experiment.prepare_gan(config)
+    gan_experiment.check_images(gan, info.image_shape)
     init = gan_experiment.init_state(model, optimizer, gan, seed=config.seed,
                                      image_shape=info.image_shape)
   else:

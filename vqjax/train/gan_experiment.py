@@ -19,9 +19,12 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import ml_collections
 
 from vqjax import models
+from vqjax.models import lpips
 from vqjax.train import build, gan_steps, optimizer as optimizer_lib, parallel
 
 SECTIONS = ("discriminator", "discriminator_optimizer", "gan", "lpips")
@@ -56,6 +59,17 @@ def prepare_gan(config: ml_collections.ConfigDict) -> GANParts:
                      "weights, resize_to")
   perceptual = models.LPIPS(resize_to=lpips_config.get("resize_to"))
   return GANParts(discriminator, optimizer, settings, perceptual, lpips_config.get("weights"))
+
+
+def check_images(parts: GANParts, image_shape: tuple[int, int, int]) -> None:
+  """Checks before compiling that LPIPS takes the dataset's images (their channels, and
+  a side of at least 16 after config.lpips.resize_to)."""
+  images = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
+  try:
+    lpips.check_lpips_images(images, images, parts.perceptual.resize_to)
+  except ValueError as error:
+    raise ValueError(f"LPIPS cannot read this dataset's {image_shape} images: {error} "
+                     "(in the config: config.lpips.resize_to=32)") from None
 
 
 def gan_settings(gan_config: ml_collections.ConfigDict) -> gan_steps.GANLossSettings:
