@@ -101,6 +101,11 @@ def test_missing_and_unknown_gan_fields_are_named(data_dir):
     experiment.prepare(config)
   config = vqgan_digits.get_config("tiny")
   config.data.data_dir = data_dir
+  config.data.value_range = (0.0, 1.0)
+  with pytest.raises(ValueError, match="LPIPS loss reads images in"):
+    experiment.prepare(config)
+  config = vqgan_digits.get_config("tiny")
+  config.data.data_dir = data_dir
   config.lpips.resize_to = None  # the digits are 8x8
   with pytest.raises(ValueError, match="LPIPS cannot read.*config.lpips.resize_to=32"):
     experiment.prepare(config)

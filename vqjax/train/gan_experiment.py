@@ -49,6 +49,10 @@ def prepare_gan(config: ml_collections.ConfigDict) -> GANParts:
                                             axis_name=parallel.AXIS_NAME)
   settings = gan_settings(config.gan)
   gan_steps.check_settings(settings, discriminator=discriminator)
+  if settings.perceptual_weight and tuple(config.data.value_range) != (-1.0, 1.0):
+    raise ValueError(f"config.data.value_range is {tuple(config.data.value_range)} but the "
+                     "LPIPS loss reads images in [-1, 1]; set config.data.value_range="
+                     "(-1.0, 1.0) or config.gan.perceptual_weight=0")
   optimizer = optimizer_lib.optimizer_from_config(
       config.discriminator_optimizer, total_steps=config.train.num_steps,
       where="config.discriminator_optimizer")
