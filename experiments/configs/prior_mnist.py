@@ -20,7 +20,11 @@ def get_config(arg: str | None = None):
   config.data.update(batch_size=64, eval_batch_size=500)
   config.train.update(num_steps=4_000, log_every_steps=250, checkpoint_every_steps=1_000,
                       num_samples=40)
-  if args.tiny:
-    default.shrink_prior(config)
-    config.data.update(train_split="train[:2%]", eval_split="test[:2%]")
+  return shrink(config) if args.tiny else config
+
+
+def shrink(config):
+  """The 'tiny' switch of the MNIST priors."""
+  default.shrink_prior(config)
+  config.data.update(train_split="train[:2%]", eval_split="test[:2%]")
   return config
