@@ -58,7 +58,7 @@ CASES = {
               "config.train.num_steps is 0; it must be an int >= 1"),
     "eval interval": (lambda c: c.train.update(eval_every_steps=-1),
                       "config.train.eval_every_steps is -1"),
-    "model": (lambda c: c.model.update(name="vqgan"), "unknown model 'vqgan'"),
+    "model": (lambda c: c.model.update(name="vqvae3"), "unknown model 'vqvae3'"),
 }
 
 
