@@ -1,4 +1,13 @@
-"""Every test process sees 4 CPU devices, so pmapped code is tested against one device."""
-import chex
+"""Every test process sees 4 CPU devices, so pmapped code is tested against one device.
+
+Tests run tiny models, whose time is compilation: XLA's CPU backend compiles them
+unoptimized (numerics are the same operations; only fusion and scheduling differ).
+"""
+import os
+
+os.environ["XLA_FLAGS"] = " ".join(
+    filter(None, [os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0"]))
+
+import chex  # noqa: E402  (after XLA_FLAGS, which jax reads when it starts its backend)
 
 chex.set_n_cpu_devices(4)
