@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import pytest
 
 from vqjax import nn as vqnn
+from vqjax.models.layers import Encoder
 from vqjax.models.vqvae import TinyVQVAE, VQVAEOutput
 
 STATE = "quantizer_state"
@@ -187,3 +188,29 @@ class ErrorTest(chex.TestCase):
   def test_architecture_sizes(self):
     self._raises("num_residual_layers is -1", TinyVQVAE(num_residual_layers=-1), (1, 16, 16, 3))
     self._raises("hidden_channels is 0", TinyVQVAE(hidden_channels=0), (1, 16, 16, 3))
+
+
+def _window_gradient(local: bool, token=(1, 1)):
+  """|d features at token / d image| of an Encoder (factor 4) on a 28x28 image."""
+  encoder = Encoder(hidden_channels=8, residual_channels=4, num_residual_layers=2,
+                    downsample_factor=4, local=local)
+  images = _images((1, 28, 28, 1))
+  variables = encoder.init(_key(0), images)
+  token_features = lambda x: encoder.apply(variables, x)[0, token[0], token[1]].sum()
+  return jnp.abs(jax.grad(token_features)(images))[0, :, :, 0], variables
+
+
+def test_local_encoder_features_see_only_their_strided_window():
+  # Token (1, 1) of two stride-2 4x4 convolutions (padding 1) sees pixels 1..10.
+  gradient, variables = _window_gradient(local=True)
+  outside = gradient.at[1:11, 1:11].set(0.0)
+  assert float(outside.max()) == 0.0
+  assert float(gradient[1:11, 1:11].min()) > 0.0
+  assert "conv1x1" in variables["params"] and "conv3x3" not in variables["params"]
+
+
+def test_default_encoder_sees_beyond_the_window_and_keeps_its_parameter_names():
+  gradient, variables = _window_gradient(local=False)
+  assert float(gradient.at[1:11, 1:11].set(0.0).max()) > 0.0
+  assert set(variables["params"]["residual_stack"]) == {
+      "block0_conv3x3", "block0_conv1x1", "block1_conv3x3", "block1_conv1x1"}

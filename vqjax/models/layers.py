@@ -66,19 +66,22 @@ def check_images(images, *, image_channels: int, factor: int) -> None:
 
 
 class ResidualStack(nn.Module):
-  """num_layers residual blocks, ReLU, 3x3 conv, ReLU, 1x1 conv, added to the input; a
-  final ReLU. Keeps the input's channels."""
+  """num_layers residual blocks, ReLU, kxk conv (k = kernel_size, 3 by default), ReLU, 1x1
+  conv, added to the input; a final ReLU. Keeps the input's channels."""
   residual_channels: int
   num_layers: int
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  kernel_size: int = 3
 
   @nn.compact
   def __call__(self, x):
     channels = x.shape[-1]
+    k = self.kernel_size
     for i in range(self.num_layers):
-      h = nn.Conv(self.residual_channels, (3, 3), dtype=self.dtype,
-                  param_dtype=self.param_dtype, name=f"block{i}_conv3x3")(nn.relu(x))
+      h = nn.Conv(self.residual_channels, (k, k), dtype=self.dtype,
+                  param_dtype=self.param_dtype,
+                  name=f"block{i}_conv{k}x{k}" if k > 1 else f"block{i}_pointwise")(nn.relu(x))
       h = nn.Conv(channels, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
                   name=f"block{i}_conv1x1")(nn.relu(h))
       x = x + h
@@ -87,13 +90,19 @@ class ResidualStack(nn.Module):
 
 class Encoder(nn.Module):
   """Images [B, H, W, C] -> features [B, H / factor, W / factor, hidden_channels]; the
-  models add the 1x1 projection to the code dimension."""
+  models add the 1x1 projection to the code dimension.
+
+  Stride-2 4x4 convolutions, then a 3x3 convolution and the residual stack. local=True
+  makes every convolution after the strided ones 1x1, so that a feature sees only the
+  strided convolutions' window (10x10 pixels at factor 4) instead of most of a small image.
+  """
   hidden_channels: int
   residual_channels: int
   num_residual_layers: int
   downsample_factor: int
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  local: bool = False
 
   @nn.compact
   def __call__(self, x):
@@ -102,9 +111,10 @@ class Encoder(nn.Module):
         param_dtype=self.param_dtype, name=name)
     for i in range(check_downsample_factor(self.downsample_factor)):
       x = nn.relu(conv((4, 4), (2, 2), ((1, 1), (1, 1)), f"down{i}")(x))
-    x = conv((3, 3), (1, 1), "SAME", "conv3x3")(x)
+    k = 1 if self.local else 3
+    x = conv((k, k), (1, 1), "SAME", f"conv{k}x{k}")(x)
     return ResidualStack(self.residual_channels, self.num_residual_layers, self.dtype,
-                         self.param_dtype, name="residual_stack")(x)
+                         self.param_dtype, kernel_size=k, name="residual_stack")(x)
 
 
 class Decoder(nn.Module):

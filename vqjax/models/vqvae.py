@@ -87,6 +87,12 @@ class VQVAE(nn.Module):
   `__call__(images, *, train)` -> VQVAEOutput; `encode(images)` -> token grid;
   `decode_indices(indices)` -> float32 images. Defaults follow the Sonnet VQ-VAE example
   (the paper uses hidden_channels=256 on ImageNet).
+
+  local_encoder=True: every encoder convolution after the strided ones is 1x1, so a token
+  depends only on its own 10x10-pixel window (factor 4). On small images whose tokens
+  would otherwise each see the whole image (MNIST), local tokens describe their own patch:
+  blank patches all get one code and the grid is easier for a prior to model, at some
+  cost in reconstruction (experiments/configs/mnist.py:local_encoder=true).
   """
   quantizer: nn.Module
   embedding_dim: int = 64
@@ -97,6 +103,7 @@ class VQVAE(nn.Module):
   downsample_factor: int = 4
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  local_encoder: bool = False
 
   def setup(self):
     check_architecture(hidden_channels=self.hidden_channels,
@@ -107,7 +114,8 @@ class VQVAE(nn.Module):
     stack = dict(hidden_channels=self.hidden_channels, residual_channels=self.residual_channels,
                  num_residual_layers=self.num_residual_layers, dtype=self.dtype,
                  param_dtype=self.param_dtype)
-    self.encoder = Encoder(downsample_factor=self.downsample_factor, **stack)
+    self.encoder = Encoder(downsample_factor=self.downsample_factor, local=self.local_encoder,
+                           **stack)
     self.pre_quantization = nn.Conv(self.embedding_dim, (1, 1), dtype=self.dtype,
                                     param_dtype=self.param_dtype)
     self.decoder = Decoder(self.image_channels, upsample_factor=self.downsample_factor, **stack)
