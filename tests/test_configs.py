@@ -97,6 +97,19 @@ def test_the_paper_configs():
   assert digits.data.dataset == "vqjax_digits" and digits.data.download
 
 
+@pytest.mark.parametrize("local", [False, True])
+def test_the_mnist_tokenizers_of_the_priors(local):
+  arg = f"codebook_size=128,gradient_codebook=true,local_encoder={str(local).lower()}"
+  config = importlib.import_module("experiments.configs.mnist").get_config(arg)
+  assert (config.model.quantizer.codebook_size, config.model.quantizer.ema_decay,
+          config.train.kmeans_init, config.model.local_encoder) == (128, None, False, local)
+  assert _token_grids(config) == [(7, 7)]
+  model = build.build_model(config.model, axis_name=None)
+  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
+                             jax.ShapeDtypeStruct((1, 28, 28, 1), jnp.float32))
+  assert ("conv1x1" in variables["params"]["encoder"]) == local
+
+
 def test_parse_arg():
   assert default.parse_arg(None, tiny=False).tiny is False
   assert default.parse_arg("tiny", tiny=False).tiny is True
