@@ -5,10 +5,15 @@ the repository root), or point --config.data.data_dir elsewhere.
 
   python -m experiments.train --config=experiments/configs/mnist.py --workdir=/tmp/mnist
 
-`mnist.py:codebook_size=128` gives the K = 128 tokenizer the mnist priors are measured on;
-`mnist.py:codebook_size=128,gradient_codebook=true` the plain recipe of the paper (and of
-the Keras VQ-VAE example): a codebook moved by its gradient loss, no k-means init or
-restarts, which uses fewer codes and so gives lower-entropy token grids.
+`mnist.py:codebook_size=128` gives the K = 128 tokenizer the mnist priors are measured on
+(README, "Priors"). Two switches trade reconstruction for grids a prior models better:
+  gradient_codebook=true  the plain recipe of the paper: a codebook moved by its gradient
+                          loss, no EMA, k-means init or restarts; it uses fewer codes.
+  local_encoder=true      1x1 convolutions after the strided ones, so each token sees only
+                          its own 10x10-pixel window rather than the whole digit; blank
+                          patches all get one code.
+Both together are the recipe of the Keras VQ-VAE example (3x3 strided convolutions, a
+gradient codebook).
 """
 from __future__ import annotations
 
