@@ -1,5 +1,6 @@
 r"""Transformer prior over the 7x7 token grids of an MNIST tokenizer (mnist.py; the
-figures in the README are for `mnist.py:codebook_size=128`), class-conditional on the digit.
+README's figures are for `mnist.py:codebook_size=128` and its gradient_codebook and
+local_encoder switches), class-conditional on the digit.
 
   python -m experiments.train --config=experiments/configs/mnist.py:codebook_size=128 \
       --workdir=/tmp/mnist
