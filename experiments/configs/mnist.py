@@ -12,8 +12,8 @@ the repository root), or point --config.data.data_dir elsewhere.
   local_encoder=true      1x1 convolutions after the strided ones, so each token sees only
                           its own 10x10-pixel window rather than the whole digit; blank
                           patches all get one code.
-Both together are the recipe of the Keras VQ-VAE example (3x3 strided convolutions, a
-gradient codebook).
+Both together come close to the tokenizer of the Keras VQ-VAE example (two strided 3x3
+convolutions and a 1x1 as its encoder, a gradient codebook).
 """
 from __future__ import annotations
 
