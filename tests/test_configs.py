@@ -97,9 +97,10 @@ def test_the_paper_configs():
   assert digits.data.dataset == "vqjax_digits" and digits.data.download
 
 
-@pytest.mark.parametrize("local", [False, True])
-def test_the_mnist_tokenizers_of_the_priors(local):
-  arg = f"codebook_size=128,gradient_codebook=true,local_encoder={str(local).lower()}"
+@pytest.mark.parametrize("local,kernel", [(False, 4), (True, 4), (True, 3)])
+def test_the_mnist_tokenizers_of_the_priors(local, kernel):
+  arg = (f"codebook_size=128,gradient_codebook=true,local_encoder={str(local).lower()},"
+         f"downsample_kernel={kernel}")
   config = importlib.import_module("experiments.configs.mnist").get_config(arg)
   assert (config.model.quantizer.codebook_size, config.model.quantizer.ema_decay,
           config.train.kmeans_init, config.model.local_encoder) == (128, None, False, local)
@@ -107,7 +108,9 @@ def test_the_mnist_tokenizers_of_the_priors(local):
   model = build.build_model(config.model, axis_name=None)
   variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
                              jax.ShapeDtypeStruct((1, 28, 28, 1), jnp.float32))
-  assert ("conv1x1" in variables["params"]["encoder"]) == local
+  encoder = variables["params"]["encoder"]
+  assert ("conv1x1" in encoder) == local
+  assert encoder["down0"]["kernel"].shape[:2] == (kernel, kernel)
 
 
 def test_parse_arg():

@@ -187,13 +187,15 @@ class ErrorTest(chex.TestCase):
 
   def test_architecture_sizes(self):
     self._raises("num_residual_layers is -1", TinyVQVAE(num_residual_layers=-1), (1, 16, 16, 3))
+    self._raises("the encoder's downsample kernel is 1; it must be a whole number >= 2",
+                 TinyVQVAE(encoder_downsample_kernel=1), (1, 16, 16, 3))
     self._raises("hidden_channels is 0", TinyVQVAE(hidden_channels=0), (1, 16, 16, 3))
 
 
-def _window_gradient(local: bool, token=(1, 1)):
+def _window_gradient(local: bool, token=(1, 1), downsample_kernel=4):
   """|d features at token / d image| of an Encoder (factor 4) on a 28x28 image."""
   encoder = Encoder(hidden_channels=8, residual_channels=4, num_residual_layers=2,
-                    downsample_factor=4, local=local)
+                    downsample_factor=4, local=local, downsample_kernel=downsample_kernel)
   images = _images((1, 28, 28, 1))
   variables = encoder.init(_key(0), images)
   token_features = lambda x: encoder.apply(variables, x)[0, token[0], token[1]].sum()
@@ -207,6 +209,21 @@ def test_local_encoder_features_see_only_their_strided_window():
   assert float(outside.max()) == 0.0
   assert float(gradient[1:11, 1:11].min()) > 0.0
   assert "conv1x1" in variables["params"] and "conv3x3" not in variables["params"]
+
+
+def test_a_3x3_downsample_kernel_shrinks_the_local_window_to_7x7_pixels():
+  # Two stride-2 3x3 convolutions (padding 1): token (1, 1) sees pixels 1..7.
+  gradient, variables = _window_gradient(local=True, downsample_kernel=3)
+  assert float(gradient.at[1:8, 1:8].set(0.0).max()) == 0.0
+  assert float(gradient[1:8, 1:8].min()) > 0.0
+  assert variables["params"]["down0"]["kernel"].shape == (3, 3, 1, 8)
+
+
+@pytest.mark.parametrize("kernel", [2, 3, 5])
+def test_every_downsample_kernel_halves_the_image_per_strided_convolution(kernel):
+  _, out = _abstract(TinyVQVAE(encoder_downsample_kernel=kernel), (2, 16, 24, 3))
+  assert out.indices.shape == (2, 4, 6)
+  assert out.reconstruction.shape == (2, 16, 24, 3)
 
 
 def test_default_encoder_sees_beyond_the_window_and_keeps_its_parameter_names():

@@ -22,13 +22,14 @@ from experiments.configs import default
 
 def get_config(arg: str | None = None):
   args = default.parse_arg(arg, tiny=False, codebook_size=256, gradient_codebook=False,
-                          local_encoder=False)
+                          local_encoder=False, downsample_kernel=4)
   config = default.get_config()
   config.data.update(dataset="mnist", data_dir="../shared/tfds", download=False,
                      batch_size=32)
   config.model.update(image_channels=1, embedding_dim=32, hidden_channels=64,
                       residual_channels=32, num_residual_layers=2, downsample_factor=4,
-                      local_encoder=args.local_encoder)
+                      local_encoder=args.local_encoder,
+                      encoder_downsample_kernel=args.downsample_kernel)
   config.model.quantizer.update(codebook_size=args.codebook_size, dim=32, ema_decay=0.99,
                                 dead_code_threshold=0.5)
   config.optimizer.update(learning_rate=1e-3, warmup_steps=200, schedule="cosine",

@@ -1,7 +1,8 @@
 """Convolutional encoder and decoder of VQ-VAE (van den Oord et al. 2017), shared by
 VQ-VAE and VQ-VAE-2, and the shape checks that run before anything compiles.
 
-    Encoder   log2(factor) x [4x4 stride-2 conv, ReLU], 3x3 conv, ResidualStack
+    Encoder   log2(factor) x [4x4 stride-2 conv, ReLU], 3x3 conv, ResidualStack (the
+              strided kernel and the later ones configurable: Encoder's fields)
     Decoder   3x3 conv, ResidualStack, log2(factor) 4x4 stride-2 transposed convs with
               ReLU between; the last maps to out_channels with no activation
     ResidualStack  num_layers x [x + 1x1 conv(ReLU(3x3 conv(ReLU(x))))], then a ReLU
@@ -24,6 +25,13 @@ def check_downsample_factor(factor: int, name: str = "downsample_factor") -> int
         f"{name} is {factor}; it must be a power of 2 >= 2 (every stride-2 convolution "
         "halves the image), e.g. 4 or 8")
   return int(factor).bit_length() - 1
+
+
+def check_downsample_kernel(kernel: int) -> None:
+  if isinstance(kernel, bool) or int(kernel) != kernel or kernel < 2:
+    raise ValueError(
+        f"the encoder's downsample kernel is {kernel}; it must be a whole number >= 2 "
+        "(4 in the paper, 3 in the Keras VQ-VAE example)")
 
 
 def check_architecture(*, hidden_channels: int, residual_channels: int,
@@ -92,9 +100,10 @@ class Encoder(nn.Module):
   """Images [B, H, W, C] -> features [B, H / factor, W / factor, hidden_channels]; the
   models add the 1x1 projection to the code dimension.
 
-  Stride-2 4x4 convolutions, then a 3x3 convolution and the residual stack. local=True
-  makes every convolution after the strided ones 1x1, so that a feature sees only the
-  strided convolutions' window (10x10 pixels at factor 4) instead of most of a small image.
+  Stride-2 kxk convolutions (k = downsample_kernel, 4 by default), then a 3x3 convolution
+  and the residual stack. local=True makes every convolution after the strided ones 1x1,
+  so that a feature sees only the strided convolutions' window (10x10 pixels at factor 4
+  with k = 4, 7x7 with k = 3) instead of most of a small image.
   """
   hidden_channels: int
   residual_channels: int
@@ -103,14 +112,18 @@ class Encoder(nn.Module):
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   local: bool = False
+  downsample_kernel: int = 4
 
   @nn.compact
   def __call__(self, x):
+    check_downsample_kernel(self.downsample_kernel)
     conv = lambda kernel, strides, padding, name: nn.Conv(
         self.hidden_channels, kernel, strides, padding, dtype=self.dtype,
         param_dtype=self.param_dtype, name=name)
+    k = self.downsample_kernel
+    pad = (k - 1) // 2  # halves every even size exactly, for odd and even k
     for i in range(check_downsample_factor(self.downsample_factor)):
-      x = nn.relu(conv((4, 4), (2, 2), ((1, 1), (1, 1)), f"down{i}")(x))
+      x = nn.relu(conv((k, k), (2, 2), ((pad, pad), (pad, pad)), f"down{i}")(x))
     k = 1 if self.local else 3
     x = conv((k, k), (1, 1), "SAME", f"conv{k}x{k}")(x)
     return ResidualStack(self.residual_channels, self.num_residual_layers, self.dtype,

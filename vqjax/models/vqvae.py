@@ -33,7 +33,8 @@ import jax.numpy as jnp
 from flax.typing import Dtype
 
 from vqjax.models.layers import (Decoder, Encoder, check_architecture,
-                                 check_downsample_factor, check_images)
+                                 check_downsample_factor, check_downsample_kernel,
+                                 check_images)
 from vqjax.nn import FSQ, GumbelQuantizer, VectorQuantizer
 
 _NOT_TERMS = ("quantized", "indices", "metrics")
@@ -93,6 +94,8 @@ class VQVAE(nn.Module):
   would otherwise each see the whole image (MNIST), local tokens describe their own patch:
   blank patches all get one code and the grid is easier for a prior to model, at some
   cost in reconstruction (experiments/configs/mnist.py:local_encoder=true).
+  encoder_downsample_kernel: the kernel of the encoder's strided convolutions (4 as in the
+  paper; 3, as in the Keras VQ-VAE example, shrinks a local token's window to 7x7 pixels).
   """
   quantizer: nn.Module
   embedding_dim: int = 64
@@ -104,18 +107,20 @@ class VQVAE(nn.Module):
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   local_encoder: bool = False
+  encoder_downsample_kernel: int = 4
 
   def setup(self):
     check_architecture(hidden_channels=self.hidden_channels,
                        residual_channels=self.residual_channels,
                        num_residual_layers=self.num_residual_layers)
     check_downsample_factor(self.downsample_factor)
+    check_downsample_kernel(self.encoder_downsample_kernel)
     check_quantizer(self.quantizer, self.embedding_dim)
     stack = dict(hidden_channels=self.hidden_channels, residual_channels=self.residual_channels,
                  num_residual_layers=self.num_residual_layers, dtype=self.dtype,
                  param_dtype=self.param_dtype)
     self.encoder = Encoder(downsample_factor=self.downsample_factor, local=self.local_encoder,
-                           **stack)
+                           downsample_kernel=self.encoder_downsample_kernel, **stack)
     self.pre_quantization = nn.Conv(self.embedding_dim, (1, 1), dtype=self.dtype,
                                     param_dtype=self.param_dtype)
     self.decoder = Decoder(self.image_channels, upsample_factor=self.downsample_factor, **stack)
