@@ -6,14 +6,19 @@ the repository root), or point --config.data.data_dir elsewhere.
   python -m experiments.train --config=experiments/configs/mnist.py --workdir=/tmp/mnist
 
 `mnist.py:codebook_size=128` gives the K = 128 tokenizer the mnist priors are measured on
-(README, "Priors"). Two switches trade reconstruction for grids a prior models better:
+(README, "Priors"). Three switches trade reconstruction for grids a prior models better:
   gradient_codebook=true  the plain recipe of the paper: a codebook moved by its gradient
                           loss, no EMA, k-means init or restarts; it uses fewer codes.
   local_encoder=true      1x1 convolutions after the strided ones, so each token sees only
-                          its own 10x10-pixel window rather than the whole digit; blank
+                          its own window of pixels rather than the whole digit; blank
                           patches all get one code.
-Both together come close to the tokenizer of the Keras VQ-VAE example (two strided 3x3
-convolutions and a 1x1 as its encoder, a gradient codebook).
+  downsample_kernel=3     3x3 strided convolutions instead of 4x4: a local token's window
+                          shrinks from 10x10 to 7x7 pixels.
+All three together give the encoder layout of the Keras VQ-VAE example (two strided 3x3
+convolutions, then 1x1 ones) with its gradient codebook:
+
+  python -m experiments.train --workdir=/tmp/mnist128 \
+      --config=experiments/configs/mnist.py:codebook_size=128,gradient_codebook=true,local_encoder=true,downsample_kernel=3
 """
 from __future__ import annotations
 

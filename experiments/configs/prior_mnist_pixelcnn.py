@@ -1,6 +1,7 @@
 r"""Gated PixelCNN prior over the 7x7 token grids of the MNIST tokenizer (mnist.py), as
 in the VQ-VAE paper, class-conditional on the digit. 6 layers of 3x3 kernels see every
-earlier position of a 7x7 grid.
+earlier position of a 7x7 grid. prior_mnist.py's training (8,000 steps of 64 at lr 1e-3);
+0.940 nats per token on the grids prior_mnist.py's docstring names (README, "Priors").
 
   python -m experiments.train_prior --config=experiments/configs/prior_mnist_pixelcnn.py \
       --config.tokenizer_workdir=/tmp/mnist --workdir=/tmp/mnist_pixelcnn
