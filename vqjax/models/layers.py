@@ -1,8 +1,8 @@
 """Convolutional encoder and decoder of VQ-VAE (van den Oord et al. 2017), shared by
 VQ-VAE and VQ-VAE-2, and the shape checks that run before anything compiles.
 
-    Encoder   log2(factor) x [4x4 stride-2 conv, ReLU], 3x3 conv, ResidualStack (the
-              strided kernel and the later ones configurable: Encoder's fields)
+    Encoder   log2(factor) x [kxk stride-2 conv (k = 4 by default), ReLU], 3x3 conv,
+              ResidualStack; local=True makes the 3x3 convolutions 1x1
     Decoder   3x3 conv, ResidualStack, log2(factor) 4x4 stride-2 transposed convs with
               ReLU between; the last maps to out_channels with no activation
     ResidualStack  num_layers x [x + 1x1 conv(ReLU(3x3 conv(ReLU(x))))], then a ReLU
@@ -120,7 +120,7 @@ class Encoder(nn.Module):
     conv = lambda kernel, strides, padding, name: nn.Conv(
         self.hidden_channels, kernel, strides, padding, dtype=self.dtype,
         param_dtype=self.param_dtype, name=name)
-    k = self.downsample_kernel
+    k = int(self.downsample_kernel)
     pad = (k - 1) // 2  # halves every even size exactly, for odd and even k
     for i in range(check_downsample_factor(self.downsample_factor)):
       x = nn.relu(conv((k, k), (2, 2), ((pad, pad), (pad, pad)), f"down{i}")(x))
