@@ -120,10 +120,10 @@ class Encoder(nn.Module):
     conv = lambda kernel, strides, padding, name: nn.Conv(
         self.hidden_channels, kernel, strides, padding, dtype=self.dtype,
         param_dtype=self.param_dtype, name=name)
-    k = int(self.downsample_kernel)
-    pad = (k - 1) // 2  # halves every even size exactly, for odd and even k
+    down = int(self.downsample_kernel)
+    pad = (down - 1) // 2  # halves every even size exactly, for odd and even kernels
     for i in range(check_downsample_factor(self.downsample_factor)):
-      x = nn.relu(conv((k, k), (2, 2), ((pad, pad), (pad, pad)), f"down{i}")(x))
+      x = nn.relu(conv((down, down), (2, 2), ((pad, pad), (pad, pad)), f"down{i}")(x))
     k = 1 if self.local else 3
     x = conv((k, k), (1, 1), "SAME", f"conv{k}x{k}")(x)
     return ResidualStack(self.residual_channels, self.num_residual_layers, self.dtype,
