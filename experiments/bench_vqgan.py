@@ -37,7 +37,8 @@ import jax.numpy as jnp
 
 from experiments import benchmarking
 from experiments.configs import vqgan_imagenet256_f16
-from vqjax.train import build, gan_experiment, optimizer as optimizer_lib, parallel
+from vqjax.train import optimizer as optimizer_lib, parallel
+from vqjax.runner import build, gan_experiment
 
 WARMUP_STEPS = 2
 DTYPES = ("bfloat16", "float32")

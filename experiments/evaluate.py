@@ -13,7 +13,7 @@ import json
 from absl import app
 from absl import flags
 
-from vqjax.train import loop
+from vqjax.runner import loop
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "The workdir of a training run.")

@@ -24,7 +24,7 @@ from absl import app
 from absl import flags
 
 from experiments.configs import digits, prior_digits
-from vqjax.train import loop, prior_loop
+from vqjax.runner import loop, prior_loop
 
 FLAGS = flags.FLAGS
 

@@ -18,7 +18,7 @@ from absl import flags
 import jax
 import numpy as np
 
-from vqjax.train import experiment, images, prior_loop, prior_sampling
+from vqjax.runner import experiment, images, prior_loop, prior_sampling
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "The workdir of experiments.train_prior.")

@@ -11,7 +11,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from vqjax.train import prior_loop
+from vqjax.runner import prior_loop
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for the prior's checkpoints, logs, results.")

@@ -27,7 +27,8 @@ def main(process_id, num_processes, local_devices, port, data_dir, workdir, outp
   import numpy as np
   import train_testing
   from vqjax.data import digits
-  from vqjax.train import experiment, loop, parallel, preemption
+  from vqjax.train import parallel
+  from vqjax.runner import experiment, loop, preemption
 
   config = train_testing.tiny_config(data_dir, num_steps=NUM_STEPS, log_every_steps=1,
                                      checkpoint_every_steps=NUM_STEPS)

@@ -5,7 +5,8 @@ import pytest
 
 from vqjax import models
 from vqjax import nn as vqnn
-from vqjax.train import build
+from vqjax.runner import build
+from vqjax.models import tokenizers
 
 BASE = dict(image_channels=1, embedding_dim=8, hidden_channels=16, residual_channels=8,
             num_residual_layers=1, downsample_factor=2)
@@ -21,7 +22,7 @@ def test_vqvae_with_its_fields_and_the_axis_name():
   assert isinstance(model, models.VQVAE)
   assert (model.hidden_channels, model.downsample_factor, model.dtype) == (16, 2, jnp.bfloat16)
   assert model.quantizer == vqnn.VectorQuantizer(32, 8, axis_name="devices")
-  assert build.quantizers_of(model) == {"": model.quantizer}
+  assert tokenizers.quantizers_of(model) == {"": model.quantizer}
 
 
 def test_vqvae2_gets_two_quantizers_of_the_same_fields():
@@ -30,11 +31,11 @@ def test_vqvae2_gets_two_quantizers_of_the_same_fields():
   assert isinstance(model, models.VQVAE2)
   assert model.top_quantizer == model.bottom_quantizer == vqnn.VectorQuantizer(
       16, 8, ema_decay=0.99)
-  assert set(build.quantizers_of(model)) == {"top/", "bottom/"}
+  assert set(tokenizers.quantizers_of(model)) == {"top/", "bottom/"}
   images = jax.ShapeDtypeStruct((2, 8, 8, 1), jnp.float32)
   out = jax.eval_shape(lambda x: model.init_with_output(jax.random.key(0), x, train=False)[0],
                        images)
-  assert {k: v.shape for k, v in build.token_grids(out).items()} == {
+  assert {k: v.shape for k, v in tokenizers.token_grids(out).items()} == {
       "top/": (2, 2, 2), "bottom/": (2, 4, 4)}
 
 
@@ -47,7 +48,7 @@ def test_vqvae2_gets_two_quantizers_of_the_same_fields():
 ])
 def test_every_quantizer_and_its_codebook_size(quantizer, embedding_dim, size):
   model = build.build_model(_config(quantizer=quantizer, embedding_dim=embedding_dim))
-  assert build.codebook_size(model.quantizer) == size
+  assert tokenizers.codebook_size(model.quantizer) == size
 
 
 @pytest.mark.parametrize("overrides,message", [

@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import pytest
 
 from experiments.configs import default
-from vqjax.train import build, experiment
+from vqjax.models import tokenizers
+from vqjax.runner import build, experiment
 
 _ALL = sorted(p.stem for p in (pathlib.Path(__file__).parents[1] / "experiments" /
                                "configs").glob("*.py") if p.stem != "__init__")
@@ -40,7 +41,7 @@ def _token_grids(config):
 
   def init_and_apply(images):
     variables = model.init(jax.random.key(0), images, train=False)
-    return build.token_grids(model.apply(variables, images, train=False))
+    return tokenizers.token_grids(model.apply(variables, images, train=False))
 
   return sorted(grid.shape[1:3] for grid in jax.eval_shape(init_and_apply, images).values())
 

@@ -1,7 +1,7 @@
 """The jax.distributed hook initializes only when configured."""
 import pytest
 
-from vqjax.train import distributed
+from vqjax.runner import distributed
 
 
 def test_nothing_to_join_on_a_single_machine(monkeypatch):

@@ -5,7 +5,7 @@ import pytest
 
 import train_testing
 from experiments import evaluate
-from vqjax.train import loop
+from vqjax.runner import loop
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from vqjax.train import evaluation
+from vqjax.runner import evaluation
 
 
 def _fake_eval_fn(state, batch):

@@ -7,7 +7,7 @@ import jax
 import pytest
 
 import train_testing
-from vqjax.train import experiment
+from vqjax.runner import experiment
 
 
 @pytest.fixture(scope="module")

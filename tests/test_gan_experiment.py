@@ -11,7 +11,8 @@ import tensorflow_datasets as tfds
 import train_testing
 from experiments.configs import vqgan_digits
 from vqjax import tokens
-from vqjax.train import experiment, gan_experiment, gan_state, loop
+from vqjax.train import gan_state
+from vqjax.runner import experiment, gan_experiment, loop
 
 
 @pytest.fixture(scope="module")

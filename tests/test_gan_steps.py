@@ -10,7 +10,8 @@ import optax
 import pytest
 
 from vqjax import losses, models
-from vqjax.train import build, gan_state, gan_steps, parallel, steps
+from vqjax.train import gan_state, gan_steps, parallel, steps
+from vqjax.runner import build
 from vqjax.train.state import QUANTIZER_STATE, step_key
 
 _jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})

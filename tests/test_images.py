@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vqjax.train import images
+from vqjax.runner import images
 
 
 def test_grid_puts_each_row_of_inputs_above_its_outputs():

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import train_testing
-from vqjax.train import experiment
+from vqjax.runner import experiment
 from vqjax.train.checkpoints import Checkpoints
 
 TESTS = os.path.dirname(os.path.abspath(__file__))

@@ -5,7 +5,9 @@ import jax
 import numpy as np
 import pytest
 
-from vqjax.train import build, optimizer, parallel
+from vqjax.train import optimizer, parallel
+
+from vqjax.runner import build
 
 DEVICES = jax.devices()
 MODELS = {

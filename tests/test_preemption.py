@@ -2,7 +2,7 @@
 import os
 import signal
 
-from vqjax.train.preemption import Preemption
+from vqjax.runner.preemption import Preemption
 
 
 def test_sigterm_inside_the_context_is_a_preemption_request():

@@ -10,7 +10,7 @@ import pytest
 
 import train_testing
 from experiments.configs import prior_digits
-from vqjax.train import loop, prior_loop
+from vqjax.runner import loop, prior_loop
 
 
 @pytest.fixture(scope="module")

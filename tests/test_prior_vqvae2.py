@@ -12,7 +12,7 @@ import pytest
 
 import train_testing
 from experiments.configs import prior_mnist_pixelcnn, prior_vqvae2_bottom, prior_vqvae2_top
-from vqjax.train import loop, prior_loop, prior_sampling
+from vqjax.runner import loop, prior_loop, prior_sampling
 
 
 @pytest.fixture(scope="module")

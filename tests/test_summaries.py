@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vqjax.train import summaries
+from vqjax.runner import summaries
 
 
 def test_buffer_fetches_in_order_averages_and_flattens_levels():

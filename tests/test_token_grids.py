@@ -9,7 +9,7 @@ import pytest
 
 import train_testing
 from vqjax import data
-from vqjax.train import build, experiment, loop
+from vqjax.runner import build, experiment, loop
 from vqjax.train.checkpoints import Checkpoints
 from vqjax import tokens
 

@@ -13,7 +13,7 @@ import jax
 import pytest
 
 import train_testing
-from vqjax.train import experiment, loop
+from vqjax.runner import experiment, loop
 from vqjax.train.checkpoints import Checkpoints
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 import train_testing
-from vqjax.train import experiment, loop, summaries
+from vqjax.runner import experiment, loop, summaries
 from vqjax.train.checkpoints import Checkpoints
 
 

@@ -12,7 +12,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from experiments.configs import cifar10
-from vqjax.train import experiment, parallel
+from vqjax.train import parallel
+from vqjax.runner import experiment
 
 
 def _mock_metadata(data_dir: str, name: str, examples: int) -> None:

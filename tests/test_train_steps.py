@@ -8,7 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vqjax.train import build, optimizer, state as train_state, steps
+from vqjax.train import optimizer, state as train_state, steps
+
+from vqjax.runner import build
 
 # Tiny models run in milliseconds; the unoptimized CPU backend halves their compile time.
 _jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})

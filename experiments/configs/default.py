@@ -11,12 +11,12 @@ Fields (see vqjax.train: experiment.py, build.py, optimizer.py, loop.py):
   seed          data order, augmentation, initialization and every step's keys
   data          TFDS dataset and split names, batch sizes, preprocessing
   model         `name` ('vqvae', 'vqvae2', 'vqgan'), the model's fields, and `quantizer`:
-                a layer name of vqjax.train.build.QUANTIZERS with that layer's fields
+                a layer name of vqjax.runner.build.QUANTIZERS with that layer's fields
   optimizer     vqjax.train.optimizer.make_optimizer's keywords
   train         steps, logging, checkpoint and evaluation intervals, k-means init
-  distributed   vqjax.train.distributed.maybe_initialize's keywords
+  distributed   vqjax.runner.distributed.maybe_initialize's keywords
 A VQGAN (get_vqgan_config) adds discriminator, discriminator_optimizer, gan and lpips
-(vqjax.train.gan_experiment).
+(vqjax.runner.gan_experiment).
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
 
 def get_vqgan_config() -> ml_collections.ConfigDict:
-  """The defaults of a VQGAN (vqjax.train.gan_experiment): taming-transformers' f16
+  """The defaults of a VQGAN (vqjax.runner.gan_experiment): taming-transformers' f16
   ImageNet model (vqgan_imagenet256_f16.py) with its loss, discriminator and optimizers."""
   config = get_config()
   config.data.update(value_range=(-1.0, 1.0), random_flip=True)
@@ -101,9 +101,9 @@ def shrink_vqgan(config: ml_collections.ConfigDict, *, num_steps: int = 20,
 
 
 def get_prior_config() -> ml_collections.ConfigDict:
-  """The defaults of a prior (vqjax.train.prior_loop): a transformer over the token grids
+  """The defaults of a prior (vqjax.runner.prior_loop): a transformer over the token grids
   of the tokenizer trained in tokenizer_workdir; model.name 'transformer' or 'pixelcnn'
-  with that model's fields (vqjax.train.build.build_prior), num_classes 0: unconditional.
+  with that model's fields (vqjax.runner.build.build_prior), num_classes 0: unconditional.
   level: None for a single-grid tokenizer; 'top' or 'bottom' names a VQ-VAE-2's grid (the
   bottom prior is conditioned on the top grid); top_prior_workdir: a bottom prior's top
   prior, whose sampled top grids its samples are decoded over (unset: the evaluation

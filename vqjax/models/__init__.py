@@ -12,3 +12,4 @@ from vqjax.models.vqgan import TinyVQGAN, VQGAN, VQGANFeatures
 from vqjax.models.patchgan import PatchGANDiscriminator, TinyPatchGAN
 from vqjax.models.pixelcnn_prior import GatedPixelCNN, sample_pixelcnn
 from vqjax.models.transformer_prior import KVCache, TinyTransformerPrior, TransformerPrior
+from vqjax.models import tokenizers

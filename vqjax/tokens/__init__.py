@@ -1,7 +1,7 @@
 """Token grids for the priors: a dataset split encoded by a trained tokenizer, cached to
 disk with the checkpoint step that made it, and read back in batches.
 
-Above vqjax.train (it restores the tokenizer through vqjax.train.experiment and
+Above vqjax.train (it restores the tokenizer through vqjax.runner.experiment and
 vqjax.train.checkpoints), below the priors' training.
 
     grids.py   encode_split, load_token_grids, select_grids, make_token_iterator,

@@ -36,7 +36,8 @@ import tensorflow_datasets as tfds
 
 from vqjax import data, models
 from vqjax.data import sources
-from vqjax.train import experiment, loop, parallel
+from vqjax.train import parallel
+from vqjax.runner import experiment, loop
 from vqjax.train.state import TrainState
 
 CACHE_DIR = "token_grids"

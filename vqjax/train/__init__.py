@@ -1,26 +1,16 @@
-"""Training: the train state, per-device steps, the one place that pmaps, checkpoints,
-reports, and the loop that ties them to a config.
+"""The training library: what a notebook or another trainer calls to fit vqjax models.
 
     state.py        TrainState (step, params, opt_state, quantizer_state, rng)
+    gan_state.py    GANTrainState: the tokenizer's state plus the discriminator's
     optimizer.py    Adam/AdamW, warmup + cosine or constant, global-norm clipping
-    build.py        build_model(config.model): VQ-VAE or VQ-VAE-2 with a quantizer layer;
-                    build_prior: transformer or gated PixelCNN prior
-    steps.py        train_step, eval_step, kmeans_step, per device on axis_name
+    steps.py        tokenizer train_step, eval_step, kmeans_step, per device on axis_name
+    gan_steps.py    the adversarial step: generator, adaptive weight, discriminator
     prior_steps.py  prior_train_step, prior_eval_step, per device on axis_name
-    parallel.py     their jax.pmap, state in and out unreplicated and donated
-    experiment.py   prepare(config): every check before compiling; the data iterators
+    parallel.py     every jax.pmap: the steps, inits, encoders and samplers mapped on AXIS_NAME
     checkpoints.py  orbax checkpoints: interval, retention, fallback past damaged steps
-    preemption.py   SIGTERM -> save and exit cleanly
-    summaries.py    TensorBoard files, progress line, the NaN guard
-    images.py       reconstruction grids and codebook usage plots
-    evaluation.py   MSE, PSNR, normalized MSE and codebook usage over a split
-    distributed.py  the jax.distributed.initialize hook
-    loop.py         train_and_evaluate(config, workdir), evaluate_workdir(workdir)
-    prior_loop.py   train_prior(config, workdir): a prior over a tokenizer's token grids
+
+The runner (vqjax.runner) ties these to configs, tasks, the loop and reports.
 """
-from vqjax.train.build import build_model
 from vqjax.train.checkpoints import Checkpoints
-from vqjax.train.loop import evaluate_workdir, train_and_evaluate
 from vqjax.train.optimizer import make_optimizer
 from vqjax.train.state import TrainState, create_train_state
-from vqjax.train.summaries import NonFiniteLossError

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from vqjax.nn.quantizer_layers import RNG as QUANTIZER_RNG
-from vqjax.train import build
+from vqjax.models import tokenizers
 from vqjax.train.state import QUANTIZER_STATE, TrainState, step_key
 
 
@@ -84,7 +84,7 @@ def eval_step(state: TrainState, batch, perceptual_variables=None, *, model: nn.
 
   Returns ({'count', 'squared_error', 'psnr', 'code_counts/<prefix>'}, reconstruction):
   squared_error and psnr are summed per-example means; code counts have shape [K], or
-  [levels, K] for residual and grouped quantizers (build.quantizers_of gives prefixes).
+  [levels, K] for residual and grouped quantizers (tokenizers.quantizers_of gives prefixes).
   With a perceptual module (LPIPS, applied with perceptual_variables, on images in the
   value range mapped to [-1, 1]) the sums add 'lpips'.
   """
@@ -102,10 +102,10 @@ def eval_step(state: TrainState, batch, perceptual_variables=None, *, model: nn.
     distances = perceptual.apply(perceptual_variables, to_unit(output.reconstruction),
                                  to_unit(images))
     sums["lpips"] = jnp.sum(distances.astype(jnp.float32) * mask)
-  quantizers = build.quantizers_of(model)
-  for prefix, indices in build.token_grids(output).items():
+  quantizers = tokenizers.quantizers_of(model)
+  for prefix, indices in tokenizers.token_grids(output).items():
     sums[f"code_counts/{prefix}"] = _masked_code_counts(
-        indices, mask, build.codebook_size(quantizers[prefix]))
+        indices, mask, tokenizers.codebook_size(quantizers[prefix]))
   if axis_name is not None:
     sums = jax.lax.psum(sums, axis_name)
   return sums, output.reconstruction

@@ -26,7 +26,8 @@ import ml_collections
 
 from vqjax import models
 from vqjax.models import lpips
-from vqjax.train import build, gan_steps, optimizer as optimizer_lib, parallel
+from vqjax.train import gan_steps, optimizer as optimizer_lib, parallel
+from vqjax.runner import build
 
 SECTIONS = ("discriminator", "discriminator_optimizer", "gan", "lpips")
 

@@ -1,4 +1,4 @@
-"""Images sampled from a prior over token grids (a vqjax.train.prior_loop run): grids
+"""Images sampled from a prior over token grids (a vqjax.runner.prior_loop run): grids
 drawn by a compiled sampler, decoded by the prior's tokenizer.
 
     make_prior_sampler(model, grid_shape=, batch_size=, **sampling)

@@ -6,7 +6,7 @@ initialization on shapes alone (jax.eval_shape), so every mistake in the config 
 data fails here with a ValueError that names the fix: unknown dataset or split, channels
 that differ between data and model, image sizes the model cannot downsample, batch
 sizes the devices cannot split, bad codebook size, beta or learning rate. A VQGAN
-config (model.name 'vqgan') adds the sections of vqjax.train.gan_experiment.
+config (model.name 'vqgan') adds the sections of vqjax.runner.gan_experiment.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ import ml_collections
 
 from vqjax import data
 from vqjax.data import sources
-from vqjax.train import build, gan_experiment, optimizer as optimizer_lib, parallel
+from vqjax.train import optimizer as optimizer_lib, parallel
+from vqjax.runner import build, gan_experiment
 from vqjax.train.state import TrainState
 
 CONFIG_FILE = "config.json"

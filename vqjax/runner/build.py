@@ -22,7 +22,6 @@ as condition_codebook_size), and num_classes=0 means unconditional for both kind
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Mapping
 
 import flax.linen as nn
@@ -135,29 +134,6 @@ def _tuples(fields: Mapping[str, Any]) -> dict[str, Any]:
   """Fields with lists (as configs hold them after JSON) made tuples, as modules need."""
   return {key: tuple(value) if isinstance(value, list) else value
           for key, value in fields.items()}
-
-
-def quantizers_of(model: nn.Module) -> dict[str, nn.Module]:
-  """The model's quantizer layers by metric prefix: {'': q} or {'top/': q, 'bottom/': q}."""
-  if isinstance(model, models.VQVAE2):
-    return {"top/": model.top_quantizer, "bottom/": model.bottom_quantizer}
-  return {"": model.quantizer}
-
-
-def token_grids(output) -> dict[str, Any]:
-  """A model output's token grids, keyed like quantizers_of."""
-  if isinstance(output, models.VQVAE2Output):
-    return {"top/": output.top_indices, "bottom/": output.bottom_indices}
-  return {"": output.indices}
-
-
-def codebook_size(quantizer: nn.Module) -> int:
-  """The number of codes one index of the quantizer can take."""
-  if isinstance(quantizer, vqnn.FSQ):
-    return math.prod(quantizer.levels)
-  if isinstance(quantizer, vqnn.LFQ):
-    return 2 ** quantizer.dim
-  return quantizer.codebook_size
 
 
 def _as_dict(config) -> dict[str, Any]:

@@ -6,7 +6,7 @@
     workdir/tensorboard/         train and eval scalars, reconstructions, codebook usage
     workdir/reconstructions.png  test images above their reconstructions
     workdir/codebook_usage.png   how often each code is used on the test split
-    workdir/metrics.json         the final evaluation (vqjax.train.evaluation)
+    workdir/metrics.json         the final evaluation (vqjax.runner.evaluation)
 
 A restart restores the latest readable checkpoint and reads on from batch state.step, so
 it ends with the parameters of an uninterrupted run. SIGTERM saves a checkpoint at the
@@ -29,10 +29,10 @@ import jax
 import ml_collections
 
 from vqjax import models
-from vqjax.train import (distributed, evaluation, experiment, gan_experiment, images, parallel,
-                         summaries)
+from vqjax.train import parallel
+from vqjax.runner import distributed, evaluation, experiment, gan_experiment, images, summaries
 from vqjax.train.checkpoints import Checkpoints
-from vqjax.train.preemption import Preemption
+from vqjax.runner.preemption import Preemption
 from vqjax.train.state import TrainState, kmeans_key
 
 
@@ -106,7 +106,7 @@ def workdir_checkpoints(workdir: str, config: ml_collections.ConfigDict) -> Chec
 def restore_workdir(workdir: str, *, prepare=experiment.prepare) -> tuple[Any, TrainState]:
   """The experiment saved in a train_and_evaluate workdir (config.json) and the state of
   its latest readable checkpoint; prepare(config) builds the experiment (a prior's:
-  vqjax.train.prior_loop.prepare_prior)."""
+  vqjax.runner.prior_loop.prepare_prior)."""
   workdir = experiment.absolute_path(workdir)
   config = experiment.load_config(workdir)
   distributed.maybe_initialize(**config.distributed.to_dict())

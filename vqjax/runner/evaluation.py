@@ -18,7 +18,7 @@ import numpy as np
 
 from vqjax.quantizers import metrics
 from vqjax.train.state import TrainState
-from vqjax.train.summaries import flatten_metrics
+from vqjax.runner.summaries import flatten_metrics
 
 _COUNTS = "code_counts/"
 

@@ -1,5 +1,5 @@
 """Pictures of a run as uint8 arrays: reconstruction grids and codebook usage bar plots,
-drawn with Pillow and saved as PNG (and written to TensorBoard by vqjax.train.summaries).
+drawn with Pillow and saved as PNG (and written to TensorBoard by vqjax.runner.summaries).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """train_prior(config, workdir): an autoregressive prior over a tokenizer's token grids,
-restartable at any point, with the tokenizer loop's machinery (vqjax.train.loop).
+restartable at any point, with the tokenizer loop's machinery (vqjax.runner.loop).
 
     workdir/config.json          the config (experiments.sample reads it)
     workdir/checkpoints/<step>   prior train states, as the tokenizer loop keeps them
@@ -12,7 +12,7 @@ restartable at any point, with the tokenizer loop's machinery (vqjax.train.loop)
 
 The token grids are those of config.tokenizer_workdir's latest checkpoint
 (vqjax.tokens; encoded and cached there when missing or stale). Restarts, SIGTERM and
-non-finite losses behave as in vqjax.train.loop.
+non-finite losses behave as in vqjax.runner.loop.
 
 Any tokenizer with one grid [h, w] per image (VQ-VAE, VQGAN, ...) is modeled as it is;
 config.level stays None. A VQ-VAE-2 takes two priors, trained alike, config.level naming
@@ -21,7 +21,7 @@ grid of the same image (a transformer with condition_codebook_size, the top code
 size). Each reports the NLL of its own grid; the image's bits_per_dim is the sum of the
 two. A bottom prior's samples are decoded over top grids sampled from the top prior in
 config.top_prior_workdir, or over the evaluation split's top grids where that is unset; a
-top prior writes no samples.png (vqjax.train.prior_sampling says why). Residual and
+top prior writes no samples.png (vqjax.runner.prior_sampling says why). Residual and
 grouped quantizers (a trailing level axis on the grid) are not supported.
 """
 from __future__ import annotations
@@ -39,10 +39,11 @@ import ml_collections
 import numpy as np
 
 from vqjax import models, tokens
-from vqjax.train import (build, distributed, experiment, images, loop, parallel, prior_sampling,
-                         prior_steps, summaries)
+from vqjax.models import tokenizers
+from vqjax.train import parallel, prior_steps
+from vqjax.runner import build, distributed, experiment, images, loop, prior_sampling, summaries
 from vqjax.train import optimizer as optimizer_lib
-from vqjax.train.prior_sampling import make_prior_sampler  # noqa: F401  (the loop's API)
+from vqjax.runner.prior_sampling import make_prior_sampler  # noqa: F401  (the loop's API)
 from vqjax.train.state import TrainState
 
 LEVELS = ("top", "bottom")
@@ -105,14 +106,14 @@ def prepare_prior(config: ml_collections.ConfigDict) -> PriorExperiment:
   if num_classes and train_grids.labels is None:
     raise ValueError(f"config.model.num_classes is {num_classes} but the dataset has no "
                      "labels; set config.model.num_classes=0")
-  quantizers = build.quantizers_of(tokenizer.model)  # keyed '' or 'top/' and 'bottom/'
-  codebook_size = build.codebook_size(
+  quantizers = tokenizers.quantizers_of(tokenizer.model)  # keyed '' or 'top/' and 'bottom/'
+  codebook_size = tokenizers.codebook_size(
       quantizers["" if tokens_name == "tokens" else f"{tokens_name}/"])
   grid_shape = train_grids.grids["tokens"].shape[1:]
   condition = train_grids.grids.get("condition")
   model = build.build_prior(
       config.model, codebook_size=codebook_size, grid_shape=grid_shape,
-      condition_codebook_size=build.codebook_size(quantizers["top/"]) if condition_name else 0)
+      condition_codebook_size=tokenizers.codebook_size(quantizers["top/"]) if condition_name else 0)
   optimizer = experiment.build_optimizer(config)
   init = parallel.init_prior_state(
       model, optimizer.transform, seed=config.seed, grid_shape=grid_shape,
@@ -215,7 +216,7 @@ def sample_images(run: PriorExperiment, state: TrainState, rng, *, num_samples: 
                   labels=None, top_prior: tuple[PriorExperiment, TrainState] | None = None,
                   **sampling_args) -> np.ndarray:
   """Float32 images [num_samples, H, W, C]: grids sampled from the prior, decoded by the
-  tokenizer (vqjax.train.prior_sampling.sample_and_decode; a top prior has none).
+  tokenizer (vqjax.runner.prior_sampling.sample_and_decode; a top prior has none).
 
   labels: int32 [num_samples] for a class-conditional prior (default: the classes in
   turn). A bottom prior samples over top grids from top_prior (default: the one in
