@@ -15,6 +15,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 GAN_LOSSES = ("hinge", "non_saturating")
 
@@ -96,10 +97,9 @@ def adaptive_weight(reconstruction_grads, gan_grads, *, max_weight: float = 1e4,
   return jax.lax.stop_gradient(jnp.clip(weight, 0.0, max_weight))
 
 
-def global_norm(tree):
-  """The l2 norm of all leaves of tree together, in float32."""
-  return jnp.sqrt(sum((jnp.sum(jnp.square(leaf.astype(jnp.float32)))
-                       for leaf in jax.tree.leaves(tree)), jnp.zeros((), jnp.float32)))
+def global_norm(tree) -> jax.Array:
+  """The l2 norm of all leaves of tree together, in float32 (optax.tree.norm)."""
+  return optax.tree.norm(jax.tree.map(lambda leaf: leaf.astype(jnp.float32), tree))
 
 
 def _float32(x):

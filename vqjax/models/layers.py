@@ -142,16 +142,27 @@ class Decoder(nn.Module):
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x):
-    x = nn.Conv(self.hidden_channels, (3, 3), dtype=self.dtype, param_dtype=self.param_dtype,
-                name="conv3x3")(x)
-    x = ResidualStack(self.residual_channels, self.num_residual_layers, self.dtype,
-                      self.param_dtype, name="residual_stack")(x)
+  def __call__(self, x, stage: str = "all"):
+    """stage 'all': codes -> images; 'features': codes -> the input of the last layer;
+    'output': that input -> images (the last layer alone, `output_layer_name`)."""
+    if stage not in ("all", "features", "output"):
+      raise ValueError(f"unknown decoder stage {stage!r}; use 'all', 'features' or 'output'")
     steps = check_downsample_factor(self.upsample_factor, "upsample_factor")
-    for i in range(steps):
-      last = i == steps - 1
-      x = nn.ConvTranspose(self.out_channels if last else self.hidden_channels, (4, 4), (2, 2),
-                           "SAME", dtype=self.dtype, param_dtype=self.param_dtype,
-                           name=f"up{i}")(x)
-      x = x if last else nn.relu(x)
+    up = lambda i, channels: nn.ConvTranspose(channels, (4, 4), (2, 2), "SAME",
+                                              dtype=self.dtype, param_dtype=self.param_dtype,
+                                              name=f"up{i}")
+    if stage != "output":
+      x = nn.Conv(self.hidden_channels, (3, 3), dtype=self.dtype,
+                  param_dtype=self.param_dtype, name="conv3x3")(x)
+      x = ResidualStack(self.residual_channels, self.num_residual_layers, self.dtype,
+                        self.param_dtype, name="residual_stack")(x)
+      for i in range(steps - 1):
+        x = nn.relu(up(i, self.hidden_channels)(x))
+    if stage != "features":
+      x = up(steps - 1, self.out_channels)(x)
     return x
+
+  @property
+  def output_layer_name(self) -> str:
+    """The name of the last layer's parameters (the adaptive GAN weight is taken there)."""
+    return f"up{check_downsample_factor(self.upsample_factor, 'upsample_factor') - 1}"

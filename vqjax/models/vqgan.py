@@ -31,25 +31,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 from flax.typing import Dtype
 
 from vqjax.models.layers import check_images
 from vqjax.models.taming import TamingDecoder, TamingEncoder, check_taming_architecture
-from vqjax.models.vqvae import VQVAEOutput, check_quantizer, quantizer_terms, total_loss
+from vqjax.models.vqvae import (DecoderFeatures, VQVAEOutput, check_quantizer, quantizer_terms,
+                               total_loss)
 from vqjax.nn import VectorQuantizer
 
 
-class VQGANFeatures(NamedTuple):
-  features: jax.Array        # decoder features before output_layer, compute dtype
-  quantizer_loss: jax.Array  # float32 scalar, the sum of quantizer_losses
-  quantizer_losses: dict     # name -> float32 scalar, as in VQVAEOutput
-  indices: jax.Array         # int32 token grid [B, H / f, W / f] (residual: [..., levels])
-  metrics: dict              # quantizer usage metrics and diagnostics
+VQGANFeatures = DecoderFeatures  # features before output_layer, in the compute dtype
 
 
 class VQGAN(nn.Module):
@@ -116,6 +110,8 @@ class VQGAN(nn.Module):
     losses, metrics = quantizer_terms(out)
     return VQGANFeatures(self._features(out.quantized, train), total_loss(losses), losses,
                          out.indices, metrics)
+
+  output_layer_path = ("output_layer",)  # where the adaptive GAN weight's layer is
 
   def to_image(self, features):
     """Decoder features -> float32 images [B, H, W, image_channels] (output_layer)."""

@@ -48,6 +48,16 @@ class VQVAEOutput(NamedTuple):
   metrics: dict              # quantizer usage metrics and diagnostics
 
 
+class DecoderFeatures(NamedTuple):
+  """What `decoder_features` returns: everything of the output but the last layer's work
+  (the adversarial step applies `to_image` itself, to take gradients at that layer)."""
+  features: jax.Array        # the input of the last layer, compute dtype
+  quantizer_loss: jax.Array  # as in VQVAEOutput
+  quantizer_losses: dict
+  indices: jax.Array
+  metrics: dict
+
+
 def check_quantizer(quantizer: nn.Module, embedding_dim: int, name: str = "quantizer") -> None:
   """Checks that the quantizer takes embedding_dim channels (skipped for unknown layers)."""
   if isinstance(quantizer, GumbelQuantizer):
@@ -135,6 +145,22 @@ class VQVAE(nn.Module):
     losses, metrics = quantizer_terms(out)
     reconstruction = self.decoder(out.quantized).astype(jnp.float32)
     return VQVAEOutput(reconstruction, total_loss(losses), losses, out.indices, metrics)
+
+  @property
+  def output_layer_path(self) -> tuple[str, ...]:
+    """Where the last layer's parameters are: params['decoder']['up<n-1>']."""
+    return ("decoder", f"up{check_downsample_factor(self.downsample_factor) - 1}")
+
+  def decoder_features(self, images, *, train: bool) -> DecoderFeatures:
+    """Everything but the decoder's last layer (see DecoderFeatures)."""
+    out = self._quantize(images, train)
+    losses, metrics = quantizer_terms(out)
+    return DecoderFeatures(self.decoder(out.quantized, stage="features"), total_loss(losses),
+                           losses, out.indices, metrics)
+
+  def to_image(self, features):
+    """The decoder's last layer: features -> float32 images [B, H, W, image_channels]."""
+    return self.decoder(features, stage="output").astype(jnp.float32)
 
   def encode(self, images):
     """Images -> int32 token grid [B, H / f, W / f] (residual/grouped: [..., levels])."""

@@ -1,11 +1,12 @@
-"""The per-device VQGAN step: generator and discriminator updated together.
+"""The per-device adversarial step of any tokenizer (VQGAN, VQ-VAE): generator and
+discriminator updated together.
 
     gan_train_step(state, batch, perceptual_variables) -> (state, metrics)
 
 Generator loss = pixel loss (L1 or L2) + perceptual_weight * LPIPS + quantizer loss
                + gan_weight * generator GAN loss,
 gan_weight = discriminator_weight * lambda, lambda = ||d rec / d W|| / (||d gan / d W|| + 1e-4)
-clipped to [0, max_adaptive_weight], with W the decoder's last layer (VQGAN.output_layer)
+clipped to [0, max_adaptive_weight], with W the decoder's last layer (model.output_layer_path)
 and rec the pixel + perceptual loss (taming-transformers' adaptive weight). The
 discriminator sees the step's reconstructions (held fixed) and the real images.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from typing import Mapping, NamedTuple
 
+from flax import traverse_util
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -35,8 +37,6 @@ from vqjax.train.gan_state import GANTrainState
 from vqjax.train.state import QUANTIZER_STATE, step_key
 from vqjax.train.steps import quantizer_loss
 
-OUTPUT_LAYER = "output_layer"  # VQGAN's last layer, where lambda's gradients are taken
-RECONSTRUCTION_LOSSES = ("l1", "l2")
 
 
 class GANLossSettings(NamedTuple):
@@ -56,9 +56,7 @@ class GANLossSettings(NamedTuple):
 
 def check_settings(settings: GANLossSettings, *, discriminator: nn.Module | None = None) -> None:
   """Raises a ValueError naming the fix for inconsistent loss settings."""
-  if settings.reconstruction_loss not in RECONSTRUCTION_LOSSES:
-    raise ValueError(f"unknown reconstruction loss {settings.reconstruction_loss!r}; choose "
-                     f"one of {', '.join(map(repr, RECONSTRUCTION_LOSSES))}")
+  losses.check_reconstruction_loss(settings.reconstruction_loss)
   losses.check_gan_loss(settings.gan_loss)
   for name in ("perceptual_weight", "discriminator_weight", "lecam_weight", "r1_gamma",
                "max_adaptive_weight"):
@@ -75,10 +73,28 @@ def check_settings(settings: GANLossSettings, *, discriminator: nn.Module | None
                      "mixes; set the discriminator's norm to 'group' or 'none', or r1_gamma=0")
 
 
-def pixel_loss(reconstruction, images, kind: str = "l1"):
-  """Mean absolute (l1) or squared (l2) error per pixel, in float32."""
-  diff = reconstruction.astype(jnp.float32) - images.astype(jnp.float32)
-  return jnp.mean(jnp.abs(diff) if kind == "l1" else jnp.square(diff))
+def split_output_layer(params: dict, path: tuple[str, ...]) -> tuple[dict, dict]:
+  """(every parameter but the last layer's, the last layer's) of params; path: where the
+  last layer is (the model's output_layer_path)."""
+  flat = traverse_util.flatten_dict(params)
+  inside = lambda key: key[:len(path)] == tuple(path)
+  body = {key: value for key, value in flat.items() if not inside(key)}
+  output = {key[len(path):]: value for key, value in flat.items() if inside(key)}
+  if not output:
+    raise ValueError(f"the model has no parameters at {'/'.join(path)}, its output_layer_path")
+  return traverse_util.unflatten_dict(body), traverse_util.unflatten_dict(output)
+
+
+def join_output_layer(body: dict, output: dict, path: tuple[str, ...]) -> dict:
+  """The inverse of split_output_layer."""
+  flat = traverse_util.flatten_dict(body)
+  flat.update({tuple(path) + key: value
+               for key, value in traverse_util.flatten_dict(output).items()})
+  return traverse_util.unflatten_dict(flat)
+
+
+def _nest(output: dict, path: tuple[str, ...]) -> dict:
+  return join_output_layer({}, output, path)
 
 
 def discriminate(discriminator: nn.Module, params, disc_state, images, *, train: bool):
@@ -101,7 +117,8 @@ def gan_train_step(state: GANTrainState, batch, perceptual_variables=None, *, mo
                    axis_name: str | None = "batch"):
   """One generator and one discriminator update on this device's share of the batch.
 
-  model: a vqjax.models.VQGAN (decoder_features / to_image); perceptual: an LPIPS module
+  model: a tokenizer with decoder_features / to_image and output_layer_path (VQGAN,
+  VQVAE); perceptual: an LPIPS module
   applied with perceptual_variables (unused when settings.perceptual_weight is 0).
   Returns (state, metrics), metrics as means over the global batch.
   """
@@ -109,12 +126,12 @@ def gan_train_step(state: GANTrainState, batch, perceptual_variables=None, *, mo
   key = step_key(state)
   quantizer_key, dropout_key = jax.random.split(key)
   gan_on = state.step >= settings.discriminator_start
-  body_params = {name: value for name, value in state.params.items() if name != OUTPUT_LAYER}
-  output_params = state.params[OUTPUT_LAYER]
+  path = tuple(model.output_layer_path)
+  body_params, output_params = split_output_layer(state.params, path)
 
   def body(body_params):
     features, updated = model.apply(
-        {"params": {**body_params, OUTPUT_LAYER: output_params},
+        {"params": join_output_layer(body_params, output_params, path),
          **state.quantizer_state_collection},
         images, train=True, method="decoder_features", mutable=[QUANTIZER_STATE],
         rngs={QUANTIZER_RNG: quantizer_key, "dropout": dropout_key})
@@ -125,12 +142,12 @@ def gan_train_step(state: GANTrainState, batch, perceptual_variables=None, *, mo
       body, body_params, has_aux=True)
 
   def to_image(output_params, decoder_features):
-    return model.apply({"params": {OUTPUT_LAYER: output_params}}, decoder_features,
+    return model.apply({"params": _nest(output_params, path)}, decoder_features,
                        method="to_image")
 
   def rec_loss_fn(output_params, decoder_features):
     reconstruction = to_image(output_params, decoder_features)
-    pixel = pixel_loss(reconstruction, images, settings.reconstruction_loss)
+    pixel = losses.reconstruction_loss(reconstruction, images, settings.reconstruction_loss)
     perceptual_loss = jnp.zeros((), jnp.float32)
     if settings.perceptual_weight:
       perceptual_loss = jnp.mean(perceptual.apply(perceptual_variables, reconstruction, images))
@@ -167,7 +184,7 @@ def gan_train_step(state: GANTrainState, batch, perceptual_variables=None, *, mo
       lambda r, g: r + (gan_weight * g.astype(jnp.float32)).astype(r.dtype), rec_grads,
       gan_grads)
   (body_grads,) = body_pullback((feature_grads, jnp.ones((), jnp.float32)))
-  grads = {**body_grads, OUTPUT_LAYER: output_grads}
+  grads = join_output_layer(body_grads, output_grads, path)
   if axis_name is not None:
     grads = jax.lax.pmean(grads, axis_name)
   updates, opt_state = generator_optimizer.update(grads, state.opt_state, state.params)

@@ -19,13 +19,9 @@ import jax.numpy as jnp
 import optax
 
 from vqjax.nn.quantizer_layers import RNG as QUANTIZER_RNG
+from vqjax import losses
 from vqjax.models import tokenizers
 from vqjax.train.state import QUANTIZER_STATE, TrainState, step_key
-
-
-def reconstruction_loss(reconstruction, images):
-  """Mean squared error over all pixels, in float32."""
-  return jnp.mean(jnp.square(reconstruction.astype(jnp.float32) - images.astype(jnp.float32)))
 
 
 def quantizer_loss(output, weights: Mapping[str, float] | None = None):
@@ -56,7 +52,7 @@ def train_step(state: TrainState, batch, *, model: nn.Module,
     output, updated = model.apply(
         {"params": params, **state.quantizer_state_collection}, images, train=True,
         mutable=[QUANTIZER_STATE], rngs={QUANTIZER_RNG: step_key(state)})
-    mse = reconstruction_loss(output.reconstruction, images)
+    mse = losses.reconstruction_loss(output.reconstruction, images, "l2")
     vq_loss = quantizer_loss(output, quantizer_loss_weights)
     return mse + vq_loss, (output, updated, mse, vq_loss)
 
@@ -72,7 +68,7 @@ def train_step(state: TrainState, batch, *, model: nn.Module,
              **{name: value.astype(jnp.float32) for name, value in output.metrics.items()}}
   if axis_name is not None:
     metrics = jax.lax.pmean(metrics, axis_name)
-  metrics["grad_norm"] = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads)))
+  metrics["grad_norm"] = losses.global_norm(grads)
   return state, metrics
 
 
