@@ -13,7 +13,7 @@ import json
 from absl import app
 from absl import flags
 
-from vqjax.runner import loop
+from vqjax.runner import tokenizer_task
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "The workdir of a training run.")
@@ -25,7 +25,7 @@ flags.mark_flag_as_required("workdir")
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  print(json.dumps(loop.evaluate_workdir(FLAGS.workdir, lpips=FLAGS.lpips), indent=2))
+  print(json.dumps(tokenizer_task.evaluate_workdir(FLAGS.workdir, lpips=FLAGS.lpips), indent=2))
 
 
 if __name__ == "__main__":

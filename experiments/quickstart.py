@@ -24,7 +24,7 @@ from absl import app
 from absl import flags
 
 from experiments.configs import digits, prior_digits
-from vqjax.runner import loop, prior_loop
+from vqjax.runner import prior_task, tokenizer_task
 
 FLAGS = flags.FLAGS
 
@@ -35,12 +35,12 @@ def run(workdir: str, config_arg: str | None = None) -> dict:
   """Runs the pipeline in workdir; returns {'tokenizer': metrics, 'prior': metrics}."""
   workdir = os.path.abspath(workdir)
   tokenizer_dir, prior_dir = os.path.join(workdir, "tokenizer"), os.path.join(workdir, "prior")
-  tokenizer_metrics = loop.train_and_evaluate(digits.get_config(config_arg), tokenizer_dir)
+  tokenizer_metrics = tokenizer_task.train_tokenizer(digits.get_config(config_arg), tokenizer_dir)
   if tokenizer_metrics is None:
     raise SystemExit("preempted: a checkpoint was saved; run the same command to resume")
   prior_config = prior_digits.get_config(config_arg)
   prior_config.tokenizer_workdir = tokenizer_dir
-  prior_metrics = prior_loop.train_prior(prior_config, prior_dir)
+  prior_metrics = prior_task.train_prior(prior_config, prior_dir)
   if prior_metrics is None:
     raise SystemExit("preempted: a checkpoint was saved; run the same command to resume")
   shutil.copyfile(os.path.join(tokenizer_dir, "reconstructions.png"),

@@ -18,7 +18,7 @@ from absl import flags
 import jax
 import numpy as np
 
-from vqjax.runner import experiment, images, prior_loop, prior_sampling
+from vqjax.runner import images, prior_sampling, prior_task, workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "The workdir of experiments.train_prior.")
@@ -38,13 +38,13 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if experiment.load_config(FLAGS.workdir).get("level") == "top":
+  if workdir_lib.load_config(FLAGS.workdir).get("level") == "top":
     raise app.UsageError(prior_sampling.TOP_PRIOR_ERROR)
-  run, state = prior_loop.restore_prior_workdir(FLAGS.workdir)
-  top_prior = (prior_loop.restore_top_prior(run, FLAGS.top_prior_workdir)
+  run, state = prior_task.restore_prior_workdir(FLAGS.workdir)
+  top_prior = (prior_task.restore_top_prior(run, FLAGS.top_prior_workdir)
                if FLAGS.top_prior_workdir else None)
   labels = None if FLAGS.label is None else np.full(FLAGS.num_samples, FLAGS.label, np.int32)
-  samples = prior_loop.sample_images(
+  samples = prior_task.sample_images(
       run, state, jax.random.PRNGKey(FLAGS.seed), num_samples=FLAGS.num_samples, labels=labels,
       top_prior=top_prior, temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p)
   grid = images.image_grid(samples, value_range=run.tokenizer.config.data.value_range)

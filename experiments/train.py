@@ -8,7 +8,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from vqjax.runner import loop
+from vqjax.runner import tokenizer_task
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
@@ -20,7 +20,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  tokenizer_task.train_tokenizer(FLAGS.config, FLAGS.workdir)
 
 
 if __name__ == "__main__":

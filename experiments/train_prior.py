@@ -11,7 +11,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from vqjax.runner import prior_loop
+from vqjax.runner import prior_task
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for the prior's checkpoints, logs, results.")
@@ -23,7 +23,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  prior_loop.train_prior(FLAGS.config, FLAGS.workdir)
+  prior_task.train_prior(FLAGS.config, FLAGS.workdir)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def main(process_id, num_processes, local_devices, port, data_dir, workdir, outp
   import train_testing
   from vqjax.data import digits
   from vqjax.train import parallel
-  from vqjax.runner import experiment, loop, preemption
+  from vqjax.runner import experiment, loop, preemption, tokenizer_task
 
   config = train_testing.tiny_config(data_dir, num_steps=NUM_STEPS, log_every_steps=1,
                                      checkpoint_every_steps=NUM_STEPS)
@@ -65,10 +65,10 @@ def main(process_id, num_processes, local_devices, port, data_dir, workdir, outp
   experiment.train_batches = train_batches
   parallel.train_step = recording_train_step
   loop.Preemption = PreemptedOnce
-  metrics = loop.train_and_evaluate(config, workdir)
+  metrics = tokenizer_task.train_tokenizer(config, workdir)
   preempted = metrics is None
   if preempted:
-    metrics = loop.train_and_evaluate(config, workdir)
+    metrics = tokenizer_task.train_tokenizer(config, workdir)
   with open(output, "w") as f:
     json.dump({"process_count": jax.process_count(), "device_count": jax.device_count(),
                "preempted": preempted, "losses": losses, "metrics": metrics}, f)

@@ -5,7 +5,7 @@ import pytest
 
 import train_testing
 from experiments import evaluate
-from vqjax.runner import loop
+from vqjax.runner import tokenizer_task
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +15,7 @@ def data_dir(tmp_path_factory):
 
 def test_evaluates_the_latest_checkpoint_as_training_did(data_dir, tmp_path, capsys):
   config = train_testing.tiny_config(data_dir, num_steps=3)
-  trained = loop.train_and_evaluate(config, str(tmp_path))
+  trained = tokenizer_task.train_tokenizer(config, str(tmp_path))
   (tmp_path / "metrics.json").unlink()
   (tmp_path / "reconstructions.png").unlink()
 
@@ -30,4 +30,4 @@ def test_evaluates_the_latest_checkpoint_as_training_did(data_dir, tmp_path, cap
 
 def test_a_workdir_without_a_run(tmp_path):
   with pytest.raises(ValueError, match="config.json does not exist"):
-    loop.evaluate_workdir(str(tmp_path))
+    tokenizer_task.evaluate_workdir(str(tmp_path))

@@ -7,7 +7,7 @@ import jax
 import pytest
 
 import train_testing
-from vqjax.runner import experiment
+from vqjax.runner import experiment, workdir as workdir_lib
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +74,8 @@ def test_config_errors_come_before_compiling(data_dir, caplog, case):
 
 def test_saved_config_round_trips(data_dir, tmp_path):
   config = experiment.resolve_paths(train_testing.tiny_config(data_dir))
-  experiment.save_config(config, str(tmp_path))
-  loaded = experiment.load_config(str(tmp_path))
+  workdir_lib.save_config(config, str(tmp_path))
+  loaded = workdir_lib.load_config(str(tmp_path))
   assert loaded.to_json(sort_keys=True) == config.to_json(sort_keys=True)
   with pytest.raises(ValueError, match="config.json does not exist; pass the --workdir"):
-    experiment.load_config(str(tmp_path / "elsewhere"))
+    workdir_lib.load_config(str(tmp_path / "elsewhere"))

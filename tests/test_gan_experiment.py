@@ -12,7 +12,7 @@ import train_testing
 from experiments.configs import vqgan_digits
 from vqjax import tokens
 from vqjax.train import gan_state
-from vqjax.runner import experiment, gan_experiment, loop
+from vqjax.runner import experiment, gan_experiment, tokenizer_task
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +65,10 @@ def test_vqgan_digits_trains_evaluates_with_lpips_and_feeds_token_grids(data_dir
   # LPIPS in the step: test_gan_steps.py and the configs' steps above; here in evaluation.
   config.gan.update(discriminator_start=2, generator_ema_decay=0.9, perceptual_weight=0.0)
   workdir = str(tmp_path / "vqgan")
-  metrics = loop.train_and_evaluate(config, workdir)
+  metrics = tokenizer_task.train_tokenizer(config, workdir)
   assert metrics["step"] == 4 and 0 < metrics["lpips"] < 1.5
   assert np.isfinite(metrics["normalized_mse"]) and 0 < metrics["codes_used_fraction"] <= 1
-  run, state = loop.restore_workdir(workdir)
+  run, state = tokenizer_task.restore_workdir(workdir)
   assert isinstance(state, gan_state.GANTrainState) and int(state.step) == 4
   assert run.gan.perceptual.resize_to == 32 and state.ema_params
   grids = tokens.load_token_grids(workdir, split="test[:16]", rebuild=True)
@@ -80,8 +80,8 @@ def test_lpips_for_a_vqvae_run_on_request(data_dir, tmp_path):
                                      checkpoint_every_steps=1)
   config.data.eval_split = "test[:64]"
   workdir = str(tmp_path / "vqvae")
-  assert "lpips" not in loop.train_and_evaluate(config, workdir)
-  assert loop.evaluate_workdir(workdir, lpips=True)["lpips"] > 0
+  assert "lpips" not in tokenizer_task.train_tokenizer(config, workdir)
+  assert tokenizer_task.evaluate_workdir(workdir, lpips=True)["lpips"] > 0
 
 
 def test_missing_and_unknown_gan_fields_are_named(data_dir):

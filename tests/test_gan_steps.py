@@ -1,4 +1,4 @@
-"""The VQGAN step: the adaptive weight, one pullback through the generator, the
+"""The adversarial step (VQGAN, and a VQ-VAE): the adaptive weight, one pullback through the generator, the
 discriminator start, EMA and LeCam state, and the pmapped step against one device."""
 import functools
 
@@ -18,12 +18,15 @@ _jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_le
 SIZE = 16
 
 
-def _models(axis_name=None, norm="batch", ema_decay=None, dtype="float32"):
-  model = build.build_model(dict(
-      name="vqgan", image_channels=3, embedding_dim=8, channels=8, channel_multipliers=(1, 2),
-      num_res_blocks=1, attention_resolutions=(8,), z_channels=8, dtype=dtype,
-      quantizer=dict(name="vq", codebook_size=16, dim=8, ema_decay=ema_decay)),
-      axis_name=axis_name)
+def _models(axis_name=None, norm="batch", ema_decay=None, dtype="float32", name="vqgan"):
+  quantizer = dict(name="vq", codebook_size=16, dim=8, ema_decay=ema_decay)
+  if name == "vqgan":
+    fields = dict(channels=8, channel_multipliers=(1, 2), num_res_blocks=1,
+                  attention_resolutions=(8,), z_channels=8)
+  else:  # any tokenizer trains adversarially: a VQ-VAE too
+    fields = dict(hidden_channels=8, residual_channels=4, num_residual_layers=1)
+  model = build.build_model(dict(name=name, image_channels=3, embedding_dim=8, dtype=dtype,
+                                 quantizer=quantizer, **fields), axis_name=axis_name)
   disc = build.build_discriminator(dict(channels=8, num_layers=2, norm=norm, dtype=dtype),
                                    axis_name=axis_name)
   return model, disc
@@ -52,8 +55,9 @@ def _step(model, disc, g_tx, d_tx, settings):
   return _jit(step)
 
 
-def test_adaptive_weight_and_generator_gradient_match_separate_gradients():
-  model, disc = _models()
+@pytest.mark.parametrize("name", ["vqgan", "vqvae"])
+def test_adaptive_weight_and_generator_gradient_match_separate_gradients(name):
+  model, disc = _models(name=name)
   sgd = optax.sgd(1.0)
   state = _state(model, disc, sgd, sgd)
   settings = gan_steps.GANLossSettings(discriminator_weight=0.5, perceptual_weight=0.7)
@@ -77,7 +81,10 @@ def test_adaptive_weight_and_generator_gradient_match_separate_gradients():
                                        reconstruct(params).reconstruction, train=True)
     return losses.generator_loss(logits)
 
-  last = lambda g: g["output_layer"]["kernel"]
+  def last(grads):  # the decoder's last layer: VQGAN's output_layer, VQ-VAE's decoder/up1
+    for key in model.output_layer_path:
+      grads = grads[key]
+    return grads["kernel"]
 
   @_jit
   def separately(params, weight):

@@ -10,7 +10,7 @@ import pytest
 
 import train_testing
 from experiments.configs import prior_digits
-from vqjax.runner import loop, prior_loop
+from vqjax.runner import prior_task, tokenizer_task, workdir as workdir_lib
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def tokenizer_workdir(tmp_path_factory):
                                      checkpoint_every_steps=1)
   config.data.eval_split = "test[:100]"  # keeps the tokenizer's evaluation short
   workdir = str(tmp_path_factory.mktemp("tokenizer"))
-  loop.train_and_evaluate(config, workdir)
+  tokenizer_task.train_tokenizer(config, workdir)
   return workdir
 
 
@@ -34,7 +34,7 @@ def _config(tokenizer_workdir, **train):
 
 def test_one_step_writes_metrics_and_samples_then_resumes(tokenizer_workdir, tmp_path):
   workdir = str(tmp_path / "prior")
-  metrics = prior_loop.train_prior(_config(tokenizer_workdir, num_steps=1), workdir)
+  metrics = prior_task.train_prior(_config(tokenizer_workdir, num_steps=1), workdir)
 
   written = json.loads((tmp_path / "prior" / "metrics.json").read_text())
   assert written == metrics and written["step"] == 1 and written["num_examples"] == 100
@@ -45,20 +45,20 @@ def test_one_step_writes_metrics_and_samples_then_resumes(tokenizer_workdir, tmp
                              written["nll_nats_per_token"] * 16 / math.log(2) / 64, rtol=1e-5)
   assert os.path.getsize(tmp_path / "prior" / "samples.png") > 0
 
-  resumed = prior_loop.train_prior(_config(tokenizer_workdir, num_steps=2), workdir)
+  resumed = prior_task.train_prior(_config(tokenizer_workdir, num_steps=2), workdir)
   assert resumed["step"] == 2
-  checkpoints = loop.workdir_checkpoints(workdir, _config(tokenizer_workdir))
+  checkpoints = workdir_lib.checkpoints_of(workdir, _config(tokenizer_workdir))
   try:
     assert checkpoints.all_steps() == [1, 2]
   finally:
     checkpoints.close()
 
-  run, state = prior_loop.restore_prior_workdir(workdir)
-  samples = prior_loop.sample_images(run, state, np.array([0, 1], np.uint32), num_samples=3,
+  run, state = prior_task.restore_prior_workdir(workdir)
+  samples = prior_task.sample_images(run, state, np.array([0, 1], np.uint32), num_samples=3,
                                      labels=np.full(3, 7), temperature=0.5, top_k=5)
   assert samples.shape == (3, 8, 8, 1) and np.all(np.isfinite(samples))
   with pytest.raises(ValueError, match=r"outside \[0, 10\)"):
-    prior_loop.sample_images(run, state, np.array([0, 1], np.uint32), num_samples=2,
+    prior_task.sample_images(run, state, np.array([0, 1], np.uint32), num_samples=2,
                              labels=np.array([3, 12]))
 
 
@@ -66,8 +66,8 @@ def test_level_and_top_prior_are_for_vqvae2_tokenizers_only(tokenizer_workdir):
   config = _config(tokenizer_workdir)
   config.level = "top"
   with pytest.raises(ValueError, match="one grid per image; unset config.level"):
-    prior_loop.prepare_prior(config)
+    prior_task.prepare_prior(config)
   config.level = None
   config.top_prior_workdir = tokenizer_workdir
   with pytest.raises(ValueError, match="top_prior_workdir is set.*unset it"):
-    prior_loop.prepare_prior(config)
+    prior_task.prepare_prior(config)

@@ -12,7 +12,7 @@ import pytest
 
 import train_testing
 from experiments.configs import prior_mnist_pixelcnn, prior_vqvae2_bottom, prior_vqvae2_top
-from vqjax.runner import loop, prior_loop, prior_sampling
+from vqjax.runner import prior_sampling, prior_task, tokenizer_task
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def tokenizer_workdir(tmp_path_factory):
   config.data.eval_split = "test[:100]"
   config.train.kmeans_init = False  # its compilation would take most of the test's time
   workdir = str(tmp_path_factory.mktemp("vqvae2"))
-  loop.train_and_evaluate(config, workdir)
+  tokenizer_task.train_tokenizer(config, workdir)
   return workdir
 
 
@@ -40,7 +40,7 @@ def _config(module, tokenizer_workdir, **train):
 @pytest.fixture(scope="module")
 def top_prior_workdir(tokenizer_workdir, tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("top_prior"))
-  prior_loop.train_prior(_config(prior_vqvae2_top, tokenizer_workdir, num_steps=1), workdir)
+  prior_task.train_prior(_config(prior_vqvae2_top, tokenizer_workdir, num_steps=1), workdir)
   return workdir
 
 
@@ -59,17 +59,17 @@ def test_top_prior_writes_metrics_but_no_samples(top_prior_workdir):
   np.testing.assert_allclose(metrics["bits_per_dim"],
                              metrics["nll_nats_per_token"] * 4 / math.log(2) / 64, rtol=1e-5)
   assert not os.path.exists(os.path.join(top_prior_workdir, "samples.png"))
-  run, state = prior_loop.restore_prior_workdir(top_prior_workdir)
+  run, state = prior_task.restore_prior_workdir(top_prior_workdir)
   assert (run.level, run.grid_shape, run.condition_shape) == ("top", (2, 2), None)
   with pytest.raises(ValueError, match="cannot be decoded alone.*--top_prior_workdir"):
-    prior_loop.sample_images(run, state, np.array([0, 1], np.uint32), num_samples=2)
+    prior_task.sample_images(run, state, np.array([0, 1], np.uint32), num_samples=2)
 
 
 def test_bottom_prior_trains_resumes_and_samples_over_the_top_prior(
     tokenizer_workdir, top_prior_workdir, tmp_path):
   workdir = str(tmp_path / "bottom")
   # Without a top prior, samples.png is decoded over the evaluation split's top grids.
-  prior_loop.train_prior(_config(prior_vqvae2_bottom, tokenizer_workdir, num_steps=1),
+  prior_task.train_prior(_config(prior_vqvae2_bottom, tokenizer_workdir, num_steps=1),
                          workdir)
   _finite_nll(workdir, step=1)
   assert os.path.getsize(os.path.join(workdir, "samples.png")) > 0
@@ -77,14 +77,14 @@ def test_bottom_prior_trains_resumes_and_samples_over_the_top_prior(
 
   config = _config(prior_vqvae2_bottom, tokenizer_workdir, num_steps=2)
   config.top_prior_workdir = top_prior_workdir
-  assert prior_loop.train_prior(config, workdir)["step"] == 2  # resumed from step 1
+  assert prior_task.train_prior(config, workdir)["step"] == 2  # resumed from step 1
   _finite_nll(workdir, step=2)
   assert os.path.getsize(os.path.join(workdir, "samples.png")) > 0
 
-  run, state = prior_loop.restore_prior_workdir(workdir)
+  run, state = prior_task.restore_prior_workdir(workdir)
   assert (run.level, run.grid_shape, run.condition_shape) == ("bottom", (4, 4), (2, 2))
   assert run.model.condition_codebook_size == 32
-  samples = prior_loop.sample_images(run, state, np.array([0, 1], np.uint32), num_samples=4,
+  samples = prior_task.sample_images(run, state, np.array([0, 1], np.uint32), num_samples=4,
                                      labels=np.full(4, 7))  # the top prior's, restored
   assert samples.shape == (4, 8, 8, 1) and np.all(np.isfinite(samples))
 
@@ -93,25 +93,25 @@ def test_level_mistakes_fail_before_compiling(tokenizer_workdir, top_prior_workd
   config = _config(prior_vqvae2_top, tokenizer_workdir)
   config.level = None
   with pytest.raises(ValueError, match="is a VQ-VAE-2.*--config.level=top"):
-    prior_loop.prepare_prior(config)
+    prior_task.prepare_prior(config)
   config.level = "middle"
   with pytest.raises(ValueError, match="config.level is 'middle'"):
-    prior_loop.prepare_prior(config)
+    prior_task.prepare_prior(config)
   config.level = "top"
   config.top_prior_workdir = top_prior_workdir
   with pytest.raises(ValueError, match="only a bottom prior.*unset it"):
-    prior_loop.prepare_prior(config)
+    prior_task.prepare_prior(config)
 
   pixelcnn = _config(prior_mnist_pixelcnn, tokenizer_workdir)
   pixelcnn.level = "bottom"
   with pytest.raises(ValueError, match="'pixelcnn' prior takes no top-grid condition"):
-    prior_loop.prepare_prior(pixelcnn)
+    prior_task.prepare_prior(pixelcnn)
 
   bottom = _config(prior_vqvae2_bottom, tokenizer_workdir)
-  bottom_run = prior_loop.prepare_prior(bottom)
+  bottom_run = prior_task.prepare_prior(bottom)
   with pytest.raises(ValueError, match="not 'top'; pass the workdir of a prior trained"):
-    prior_loop.check_top_prior_workdir(bottom_run, tokenizer_workdir)  # a tokenizer's config
-  top_run, _ = prior_loop.restore_prior_workdir(top_prior_workdir)
+    prior_task.check_top_prior_workdir(bottom_run, tokenizer_workdir)  # a tokenizer's config
+  top_run, _ = prior_task.restore_prior_workdir(top_prior_workdir)
   with pytest.raises(ValueError, match="config.level='bottom', not 'top'"):
     prior_sampling.check_top_prior(bottom_run, bottom_run)
   prior_sampling.check_top_prior(bottom_run, top_run)  # fits

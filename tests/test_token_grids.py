@@ -1,5 +1,6 @@
 """Token grids: encoded with a tokenizer trained a step on the digits, cached with the
-checkpoint step, equal to model.encode, labels kept, stale caches caught, batched."""
+checkpoint step, equal to model.encode, labels kept, stale or damaged caches encoded anew,
+a fresh cache read without the dataset, batched."""
 import os
 import shutil
 
@@ -9,7 +10,7 @@ import pytest
 
 import train_testing
 from vqjax import data
-from vqjax.runner import build, experiment, loop
+from vqjax.runner import build, experiment, token_cache, tokenizer_task, workdir as workdir_lib
 from vqjax.train.checkpoints import Checkpoints
 from vqjax import tokens
 
@@ -28,13 +29,13 @@ def workdir(tmp_path_factory, data_dir):
   config.model.name = "vqvae2"
   config.data.eval_split = "test[:100]"  # keeps the final evaluation short (two batches)
   workdir = str(tmp_path_factory.mktemp("tokenizer"))
-  loop.train_and_evaluate(config, workdir)
+  tokenizer_task.train_tokenizer(config, workdir)
   return workdir
 
 
 def _expected(workdir):
   """model.encode of the split's images, and its labels, on one device."""
-  run, state = tokens.restore_tokenizer(workdir)
+  run, state = tokenizer_task.restore_workdir(workdir)
   model = build.build_model(run.config.model, axis_name=None)
   data_config = run.config.data
   batches = data.make_eval_iterator(
@@ -50,14 +51,19 @@ def _expected(workdir):
           batch["label"].reshape(-1)[valid])
 
 
+def _copy(workdir, tmp_path):
+  return str(shutil.copytree(workdir, tmp_path / "tokenizer"))  # others keep their cache
+
+
 def test_cache_round_trip_equals_model_encode(workdir, tmp_path):
-  cache_dir = str(tmp_path / "cache")
-  encoded = tokens.encode_split(workdir, split=SPLIT, cache_dir=cache_dir)
-  assert os.path.exists(tokens.cache_path(workdir, SPLIT, cache_dir))
-  loaded = tokens.load_token_grids(workdir, split=SPLIT, cache_dir=cache_dir)
+  workdir = _copy(workdir, tmp_path)
+  encoded = token_cache.restore_with_grids(workdir, [SPLIT]).grids[SPLIT]
+  assert os.path.exists(token_cache.cache_path(workdir, SPLIT))
+  loaded = tokens.read_token_grids(token_cache.cache_path(workdir, SPLIT))
   expected, labels = _expected(workdir)
 
   assert loaded.checkpoint_step == encoded.checkpoint_step == 1 and loaded.split == SPLIT
+  assert loaded.image_shape == (8, 8, 1)
   assert set(loaded.grids) == {"top", "bottom"} and loaded.num_examples == 50
   assert loaded.grids["top"].shape == (50, 2, 2) and loaded.grids["bottom"].shape == (50, 4, 4)
   for name in ("top", "bottom"):
@@ -68,14 +74,40 @@ def test_cache_round_trip_equals_model_encode(workdir, tmp_path):
   assert loaded.labels.dtype == np.int32
 
 
-def test_cache_from_an_older_checkpoint_is_stale(workdir, tmp_path):
-  workdir = str(shutil.copytree(workdir, tmp_path / "tokenizer"))  # others keep step 1
-  cache_dir = str(tmp_path / "cache")
-  with pytest.raises(tokens.StaleCacheError, match="no token grids"):
-    tokens.load_token_grids(workdir, split=SPLIT, cache_dir=cache_dir)
-  tokens.encode_split(workdir, split=SPLIT, cache_dir=cache_dir)
+def test_a_fresh_cache_needs_no_dataset_and_one_restore(workdir, tmp_path, monkeypatch):
+  workdir = _copy(workdir, tmp_path)
+  first = token_cache.restore_with_grids(workdir, [SPLIT])
+  config = workdir_lib.load_config(workdir)
+  config.data.data_dir = str(tmp_path / "no_dataset_here")
+  (tmp_path / "tokenizer" / "config.json").write_text(config.to_json())
+  restores = []
+  restore_latest = workdir_lib.restore_latest
+  monkeypatch.setattr(workdir_lib, "restore_latest",
+                      lambda *args: restores.append(1) or restore_latest(*args))
+  again = token_cache.restore_with_grids(workdir, [SPLIT, SPLIT])
+  assert restores == [1]
+  for name in ("top", "bottom"):
+    np.testing.assert_array_equal(again.grids[SPLIT].grids[name], first.grids[SPLIT].grids[name])
+  assert again.run.info.image_shape == (8, 8, 1)
+
+
+def test_a_garbage_cache_is_encoded_anew(workdir, tmp_path):
+  workdir = _copy(workdir, tmp_path)
+  path = token_cache.cache_path(workdir, SPLIT)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "wb") as f:
+    f.write(b"not a zip file" * 10)
+  assert tokens.read_token_grids(path) is None
+  grids = token_cache.restore_with_grids(workdir, [SPLIT]).grids[SPLIT]
+  assert grids.num_examples == 50
+  assert tokens.read_token_grids(path).checkpoint_step == 1
+
+
+def test_cache_from_an_older_checkpoint_is_encoded_anew(workdir, tmp_path):
+  workdir = _copy(workdir, tmp_path)
+  token_cache.restore_with_grids(workdir, [SPLIT])
   # A newer checkpoint appears, as when training goes on.
-  run, state = tokens.restore_tokenizer(workdir)
+  run, state = tokenizer_task.restore_workdir(workdir)
   checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), save_every_steps=1,
                             max_to_keep=None)
   try:
@@ -84,11 +116,9 @@ def test_cache_from_an_older_checkpoint_is_stale(workdir, tmp_path):
   finally:
     checkpoints.close()
   del run
-  with pytest.raises(tokens.StaleCacheError, match="step 1, but the latest checkpoint .* step 2"):
-    tokens.load_token_grids(workdir, split=SPLIT, cache_dir=cache_dir)
-  rebuilt = tokens.load_token_grids(workdir, split=SPLIT, cache_dir=cache_dir, rebuild=True)
+  rebuilt = token_cache.restore_with_grids(workdir, [SPLIT]).grids[SPLIT]
   assert rebuilt.checkpoint_step == 2
-  assert tokens.load_token_grids(workdir, split=SPLIT, cache_dir=cache_dir).checkpoint_step == 2
+  assert tokens.read_token_grids(token_cache.cache_path(workdir, SPLIT)).checkpoint_step == 2
 
 
 def test_a_vqvae_gives_one_grid_named_tokens(data_dir, tmp_path):
@@ -96,7 +126,7 @@ def test_a_vqvae_gives_one_grid_named_tokens(data_dir, tmp_path):
   run = experiment.prepare(train_testing.tiny_config(data_dir))
   workdir = str(tmp_path / "tokenizer")
   os.makedirs(workdir)
-  experiment.save_config(run.config, workdir)
+  workdir_lib.save_config(run.config, workdir)
   checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), save_every_steps=1,
                             max_to_keep=None)
   try:
@@ -104,9 +134,9 @@ def test_a_vqvae_gives_one_grid_named_tokens(data_dir, tmp_path):
     checkpoints.wait()
   finally:
     checkpoints.close()
-  encoded = tokens.encode_split(workdir, split=SPLIT)
-  assert os.path.exists(os.path.join(workdir, tokens.grids.CACHE_DIR, "test_50_.npz"))
-  loaded = tokens.load_token_grids(workdir, split=SPLIT)
+  encoded = token_cache.restore_with_grids(workdir, [SPLIT]).grids[SPLIT]
+  assert os.path.exists(os.path.join(workdir, token_cache.CACHE_DIR, "test_50_.npz"))
+  loaded = tokens.read_token_grids(token_cache.cache_path(workdir, SPLIT))
   expected, labels = _expected(workdir)
   assert loaded.checkpoint_step == encoded.checkpoint_step == 0
   assert set(loaded.grids) == {"tokens"} and loaded.grids["tokens"].shape == (50, 4, 4)

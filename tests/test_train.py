@@ -13,7 +13,7 @@ import jax
 import pytest
 
 import train_testing
-from vqjax.runner import experiment, loop
+from vqjax.runner import experiment, tokenizer_task
 from vqjax.train.checkpoints import Checkpoints
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_sigkill_then_restart_ends_like_an_uninterrupted_run(data_dir, compilati
                    pathlib.Path(workdir + ".log").read_text())
 
   config = train_testing.tiny_config(data_dir, num_steps=STEPS, checkpoint_every_steps=10)
-  loop.train_and_evaluate(config, str(tmp_path / "uninterrupted"))
+  tokenizer_task.train_tokenizer(config, str(tmp_path / "uninterrupted"))
   resumed = _final_state(workdir, config)
   uninterrupted = _final_state(str(tmp_path / "uninterrupted"), config)
   assert int(resumed.step) == STEPS

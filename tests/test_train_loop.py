@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 import train_testing
-from vqjax.runner import experiment, loop, summaries
+from vqjax.runner import experiment, summaries, tokenizer_task, workdir as workdir_lib
 from vqjax.train.checkpoints import Checkpoints
 
 
@@ -46,7 +46,7 @@ def test_two_steps_train_checkpoint_and_report(data_dir, tmp_path, model):
   if model == "vqvae2":
     config.train.quantizer_loss_weights = {"top/commitment_loss": 0.5}
   workdir = str(tmp_path)
-  metrics = loop.train_and_evaluate(config, workdir)
+  metrics = tokenizer_task.train_tokenizer(config, workdir)
 
   assert metrics["step"] == 2 and metrics["examples"] == 297
   prefixes = [""] if model == "vqvae" else ["top/", "bottom/"]
@@ -56,7 +56,7 @@ def test_two_steps_train_checkpoint_and_report(data_dir, tmp_path, model):
   assert np.isclose(metrics["normalized_mse"], metrics["mse"] / metrics["data_variance"])
   assert np.isclose(metrics["psnr"], 10 * np.log10(4 / metrics["mse"]), rtol=0.3)
   assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
-  assert experiment.load_config(workdir).model.name == model
+  assert workdir_lib.load_config(workdir).model.name == model
   for name in ("reconstructions.png", "codebook_usage.png"):
     with Image.open(tmp_path / name) as image:
       assert image.size[0] > 0 and image.size[1] > 0
@@ -72,7 +72,7 @@ def test_two_steps_train_checkpoint_and_report(data_dir, tmp_path, model):
   steps, state = _restore(workdir, config)
   assert steps == [2] and int(state.step) == 2  # keep_checkpoints=1
   # A second call finds the run finished: no training, the same evaluation.
-  assert loop.train_and_evaluate(config, workdir) == metrics
+  assert tokenizer_task.train_tokenizer(config, workdir) == metrics
 
 
 def test_nan_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
@@ -81,7 +81,7 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
                                      kmeans_init=False)
   config.optimizer.learning_rate = 1e30
   with pytest.raises(summaries.NonFiniteLossError, match=r"non-finite loss at step 2 "):
-    loop.train_and_evaluate(config, str(tmp_path))
+    tokenizer_task.train_tokenizer(config, str(tmp_path))
   steps, state = _restore(str(tmp_path), config)
   assert steps == [1]
   assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(jax.device_get(state)))

@@ -7,7 +7,7 @@ tests: a small model, a few steps, small batches, frequent checkpoints. Single f
 overridden on the command line, e.g. `--config.train.num_steps=1000`; fields that may be
 None are typed placeholders, so that they can be overridden too.
 
-Fields (see vqjax.train: experiment.py, build.py, optimizer.py, loop.py):
+Fields (see vqjax.runner: experiment.py, build.py, loop.py; vqjax.train.optimizer):
   seed          data order, augmentation, initialization and every step's keys
   data          TFDS dataset and split names, batch sizes, preprocessing
   model         `name` ('vqvae', 'vqvae2', 'vqgan'), the model's fields, and `quantizer`:
@@ -15,8 +15,8 @@ Fields (see vqjax.train: experiment.py, build.py, optimizer.py, loop.py):
   optimizer     vqjax.train.optimizer.make_optimizer's keywords
   train         steps, logging, checkpoint and evaluation intervals, k-means init
   distributed   vqjax.runner.distributed.maybe_initialize's keywords
-A VQGAN (get_vqgan_config) adds discriminator, discriminator_optimizer, gan and lpips
-(vqjax.runner.gan_experiment).
+Adversarial training (get_vqgan_config; any tokenizer through add_adversarial_sections)
+adds discriminator, discriminator_optimizer, gan and lpips (vqjax.runner.gan_experiment).
 """
 from __future__ import annotations
 
@@ -66,6 +66,13 @@ def get_vqgan_config() -> ml_collections.ConfigDict:
                      ema_decay=placeholder(float), dead_code_threshold=0.0)))
   config.optimizer.update(name="adam", learning_rate=4.5e-6 * 64, b1=0.5, b2=0.9,
                           schedule="constant")
+  return add_adversarial_sections(config)
+
+
+def add_adversarial_sections(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """config with the sections that switch on adversarial training (any tokenizer: VQGAN,
+  VQ-VAE): a PatchGAN discriminator, its optimizer (a copy of config.optimizer), the GAN
+  loss settings (taming-transformers') and LPIPS."""
   config.discriminator = ml_collections.ConfigDict(dict(
       name="patchgan", channels=64, num_layers=3, norm="batch", dtype="float32"))
   config.discriminator_optimizer = ml_collections.ConfigDict(config.optimizer.to_dict())
@@ -101,7 +108,7 @@ def shrink_vqgan(config: ml_collections.ConfigDict, *, num_steps: int = 20,
 
 
 def get_prior_config() -> ml_collections.ConfigDict:
-  """The defaults of a prior (vqjax.runner.prior_loop): a transformer over the token grids
+  """The defaults of a prior (vqjax.runner.prior_task): a transformer over the token grids
   of the tokenizer trained in tokenizer_workdir; model.name 'transformer' or 'pixelcnn'
   with that model's fields (vqjax.runner.build.build_prior), num_classes 0: unconditional.
   level: None for a single-grid tokenizer; 'top' or 'bottom' names a VQ-VAE-2's grid (the

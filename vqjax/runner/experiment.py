@@ -5,28 +5,22 @@ config.data.download is set), builds the model and optimizer, and traces the mod
 initialization on shapes alone (jax.eval_shape), so every mistake in the config or the
 data fails here with a ValueError that names the fix: unknown dataset or split, channels
 that differ between data and model, image sizes the model cannot downsample, batch
-sizes the devices cannot split, bad codebook size, beta or learning rate. A VQGAN
-config (model.name 'vqgan') adds the sections of vqjax.runner.gan_experiment.
+sizes the devices cannot split, bad codebook size, beta or learning rate. A config with
+the adversarial sections of vqjax.runner.gan_experiment (any tokenizer: a VQGAN, a
+VQ-VAE) trains with a discriminator, LPIPS and the adaptive weight.
 """
 from __future__ import annotations
 
-import json
-import os
 from typing import Callable, Iterator, NamedTuple
 
-from absl import logging
-from etils import epath
 import flax.linen as nn
 import ml_collections
 
 from vqjax import data
 from vqjax.data import sources
 from vqjax.train import optimizer as optimizer_lib, parallel
-from vqjax.runner import build, gan_experiment
+from vqjax.runner import build, gan_experiment, workdir
 from vqjax.train.state import TrainState
-
-CONFIG_FILE = "config.json"
-
 
 class Experiment(NamedTuple):
   config: ml_collections.ConfigDict  # with config.data.data_dir made absolute
@@ -35,20 +29,26 @@ class Experiment(NamedTuple):
   optimizer: optimizer_lib.Optimizer
   init: Callable[[], TrainState]     # a fresh state on the local devices
   abstract_state: TrainState         # its shapes, dtypes and placement
-  gan: gan_experiment.GANParts | None = None  # a VQGAN's discriminator, losses and LPIPS
+  gan: gan_experiment.GANParts | None = None  # the adversarial parts, if the config has them
 
 
-def prepare(config: ml_collections.ConfigDict) -> Experiment:
-  """Checks config against the data and the devices and builds the experiment."""
+def prepare(config: ml_collections.ConfigDict, *,
+            info: data.DatasetInfo | None = None) -> Experiment:
+  """Checks config against the data and the devices and builds the experiment.
+
+  info: the dataset's description where the caller has it (a prior over cached token
+  grids), so that the dataset itself is not read.
+  """
   config = resolve_paths(config)
   data_config = config.data
   check_train_config(config.train)
   data.batch_layout(data_config.batch_size)
   data.batch_layout(data_config.eval_batch_size)
-  info = data.dataset_info(data_config.dataset, data_dir=data_config.data_dir,
-                           download=data_config.download, image_size=data_config.image_size)
-  for split in (data_config.train_split, data_config.eval_split):
-    sources.open_source(data_config.dataset, split=split, data_dir=data_config.data_dir)
+  if info is None:
+    info = data.dataset_info(data_config.dataset, data_dir=data_config.data_dir,
+                             download=data_config.download, image_size=data_config.image_size)
+    for split in (data_config.train_split, data_config.eval_split):
+      sources.open_source(data_config.dataset, split=split, data_dir=data_config.data_dir)
   channels = config.model.image_channels
   if channels != info.channels:
     raise ValueError(
@@ -58,7 +58,7 @@ def prepare(config: ml_collections.ConfigDict) -> Experiment:
   model = build.build_model(config.model, axis_name=parallel.AXIS_NAME)
   optimizer = build_optimizer(config)
   gan = None
-  if config.model.name == "vqgan":
+  if gan_experiment.is_adversarial(config):
     gan = gan_experiment.prepare_gan(config)
     gan_experiment.check_images(gan, info.image_shape)
     init = gan_experiment.init_state(model, optimizer, gan, seed=config.seed,
@@ -92,14 +92,8 @@ def resolve_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
   directory), so that a saved config works from anywhere."""
   config = ml_collections.ConfigDict(config.to_dict())
   if config.data.data_dir is not None:
-    config.data.data_dir = absolute_path(config.data.data_dir)
+    config.data.data_dir = workdir.absolute_path(config.data.data_dir)
   return config
-
-
-def absolute_path(path: str) -> str:
-  """path made absolute from the current directory; a URL such as gs://bucket/dir (which
-  a pod's processes share) as it is."""
-  return path if "://" in path else os.path.abspath(os.path.expanduser(path))
 
 
 def train_batches(experiment: Experiment, *, start_step: int) -> Iterator[dict]:
@@ -111,11 +105,11 @@ def train_batches(experiment: Experiment, *, start_step: int) -> Iterator[dict]:
       seed=experiment.config.seed, start_step=start_step, **_common(experiment))
 
 
-def eval_batches(experiment: Experiment) -> Iterator[dict]:
-  """One pass over the evaluation split, padded batches masked."""
+def eval_batches(experiment: Experiment, *, split: str | None = None) -> Iterator[dict]:
+  """One pass over split (default: the evaluation split), padded batches masked."""
   data_config = experiment.config.data
   return data.make_eval_iterator(data_config.dataset, batch_size=data_config.eval_batch_size,
-                                 split=data_config.eval_split, **_common(experiment))
+                                 split=split or data_config.eval_split, **_common(experiment))
 
 
 def data_variance(experiment: Experiment) -> float:
@@ -125,25 +119,6 @@ def data_variance(experiment: Experiment) -> float:
                             split=data_config.train_split, image_size=data_config.image_size,
                             value_range=tuple(data_config.value_range),
                             max_examples=data_config.variance_examples)
-
-
-def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Writes config to workdir/config.json, warning if a different one is there."""
-  path = epath.Path(workdir) / CONFIG_FILE
-  text = config.to_json(indent=2, sort_keys=True)
-  if path.exists() and json.loads(path.read_text()) != json.loads(text):
-    logging.warning("the config differs from the one %s was started with; a resumed run "
-                    "then differs from an uninterrupted one", path)
-  path.write_text(text)
-
-
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config that train saved in workdir."""
-  path = epath.Path(workdir) / CONFIG_FILE
-  if not path.exists():
-    raise ValueError(f"{path} does not exist; pass the --workdir that experiments.train "
-                     "wrote (it saves its config there)")
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
 def _common(experiment: Experiment) -> dict:

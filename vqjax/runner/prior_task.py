@@ -26,13 +26,9 @@ grouped quantizers (a trailing level axis on the grid) are not supported.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from typing import Callable, NamedTuple
 
-from absl import logging
-from etils import epath
 import jax
 import flax.linen as nn
 import ml_collections
@@ -40,10 +36,10 @@ import numpy as np
 
 from vqjax import models, tokens
 from vqjax.models import tokenizers
-from vqjax.train import parallel, prior_steps
-from vqjax.runner import build, distributed, experiment, images, loop, prior_sampling, summaries
-from vqjax.train import optimizer as optimizer_lib
-from vqjax.runner.prior_sampling import make_prior_sampler  # noqa: F401  (the loop's API)
+from vqjax.runner import (build, distributed, experiment, images, loop, prior_sampling,
+                          token_cache, workdir as workdir_lib)
+from vqjax.runner.task import Task
+from vqjax.train import optimizer as optimizer_lib, parallel, prior_steps
 from vqjax.train.state import TrainState
 
 LEVELS = ("top", "bottom")
@@ -86,14 +82,14 @@ def prepare_prior(config: ml_collections.ConfigDict) -> PriorExperiment:
   if not config.tokenizer_workdir:
     raise ValueError("config.tokenizer_workdir is not set; pass the workdir of a trained "
                      "tokenizer: --config.tokenizer_workdir=DIR")
-  config.tokenizer_workdir = experiment.absolute_path(config.tokenizer_workdir)
+  config.tokenizer_workdir = workdir_lib.absolute_path(config.tokenizer_workdir)
   if config.get("top_prior_workdir"):
-    config.top_prior_workdir = experiment.absolute_path(config.top_prior_workdir)
+    config.top_prior_workdir = workdir_lib.absolute_path(config.top_prior_workdir)
   experiment.check_train_config(config.train)
-  tokenizer, tokenizer_state = loop.restore_workdir(config.tokenizer_workdir)
+  check_tokenizer_workdir(config.tokenizer_workdir)
+  tokenizer, tokenizer_state, grids = token_cache.restore_with_grids(
+      config.tokenizer_workdir, (config.data.train_split, config.data.eval_split))
   tokens_name, condition_name = _grid_names(config, tokenizer.model)
-  grids = {split: tokens.load_token_grids(config.tokenizer_workdir, split=split, rebuild=True)
-           for split in (config.data.train_split, config.data.eval_split)}
   train_grids, eval_grids = (
       tokens.select_grids(grids[split], tokens=tokens_name, condition=condition_name)
       for split in (config.data.train_split, config.data.eval_split))
@@ -149,6 +145,18 @@ def _grid_names(config: ml_collections.ConfigDict, tokenizer) -> tuple[str, str 
   return "tokens", None
 
 
+def prior_task(run: PriorExperiment) -> Task:
+  """The Task of a prepared prior experiment (prepare_prior(config))."""
+  return Task(
+      config=run.config, abstract_state=run.abstract_state, init_state=run.init,
+      make_train_step=lambda: parallel.prior_train_step(run.model, run.optimizer.transform),
+      train_batches=lambda start: tokens.make_token_iterator(
+          run.train_grids, batch_size=run.config.data.batch_size, seed=run.config.seed,
+          start_step=start),
+      make_evaluators=lambda: [NLLEvaluator(run), SampleEvaluator(run)],
+      learning_rate=run.optimizer.learning_rate)
+
+
 def train_prior(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
   """Trains (or resumes) the prior and evaluates it; returns the final metrics, None if
   preempted."""
@@ -156,29 +164,26 @@ def train_prior(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
   run = prepare_prior(config)
   if run.config.get("top_prior_workdir"):
     check_top_prior_workdir(run, run.config.top_prior_workdir)
-  workdir = experiment.absolute_path(workdir)
-  with loop.training_run(run, workdir) as (checkpoints, writer):
-    state = checkpoints.restore_latest(run.abstract_state)
-    if state is None:
-      state = run.init()
-    else:
-      logging.info("resuming from the checkpoint at step %d in %s", int(state.step),
-                   checkpoints.directory)
-    batches = tokens.make_token_iterator(
-        run.train_grids, batch_size=run.config.data.batch_size, seed=run.config.seed,
-        start_step=int(state.step))
-    evaluator = PriorEvaluator(run)
-    train_fn = parallel.prior_train_step(run.model, run.optimizer.transform)
-    state = loop.train_steps(run, state, batches, train_fn, checkpoints, writer, evaluator)
-    if state is None:
-      return None
-    checkpoints.save(state)
-    return evaluator.report(state, workdir, writer=writer)
+  return loop.train_and_evaluate(prior_task(run), workdir)
 
 
 def restore_prior_workdir(workdir: str) -> tuple[PriorExperiment, TrainState]:
   """The prior experiment saved in a train_prior workdir and its latest checkpoint."""
-  return loop.restore_workdir(workdir, prepare=prepare_prior)
+  workdir = workdir_lib.absolute_path(workdir)
+  config = workdir_lib.load_config(workdir)
+  if not config.get("tokenizer_workdir"):
+    raise ValueError(f"{workdir} holds a tokenizer's run, not a prior's; pass the --workdir "
+                     "of experiments.train_prior")
+  distributed.maybe_initialize(**config.distributed.to_dict())
+  run = prepare_prior(config)
+  return run, workdir_lib.restore_latest(workdir, config, run.abstract_state)
+
+
+def check_tokenizer_workdir(tokenizer_workdir: str) -> None:
+  """Raises a ValueError naming the fix unless tokenizer_workdir holds a tokenizer's run."""
+  if workdir_lib.load_config(tokenizer_workdir).get("tokenizer_workdir"):
+    raise ValueError(f"config.tokenizer_workdir={tokenizer_workdir} holds a prior's run, not "
+                     "a tokenizer's; pass the --workdir of experiments.train")
 
 
 def check_top_prior_workdir(run: PriorExperiment, top_prior_workdir: str) -> None:
@@ -187,12 +192,12 @@ def check_top_prior_workdir(run: PriorExperiment, top_prior_workdir: str) -> Non
   if run.level != "bottom":
     raise ValueError(f"a top prior workdir was given but this prior has config.level="
                      f"{run.level!r}; only a VQ-VAE-2 bottom prior samples over a top prior")
-  top_config = experiment.load_config(experiment.absolute_path(top_prior_workdir))
+  top_config = workdir_lib.load_config(workdir_lib.absolute_path(top_prior_workdir))
   if top_config.get("level") != "top":
     raise ValueError(f"{top_prior_workdir} holds a prior with config.level="
                      f"{top_config.get('level')!r}, not 'top'; pass the workdir of a prior "
                      "trained with --config.level=top")
-  if experiment.absolute_path(top_config.tokenizer_workdir) != run.config.tokenizer_workdir:
+  if workdir_lib.absolute_path(top_config.tokenizer_workdir) != run.config.tokenizer_workdir:
     raise ValueError(f"the top prior in {top_prior_workdir} models the grids of "
                      f"{top_config.tokenizer_workdir}, this bottom prior those of "
                      f"{run.config.tokenizer_workdir}; pass a top prior over the same "
@@ -229,18 +234,16 @@ def sample_images(run: PriorExperiment, state: TrainState, rng, *, num_samples: 
                                           labels=labels, top_prior=top_prior, **sampling_args)
 
 
-class PriorEvaluator:
-  """Test NLL over the evaluation grids and decoded samples, each compiled once."""
+class NLLEvaluator:
+  """Test NLL over the evaluation grids, compiled once: nll_nats_per_token,
+  nll_nats_per_image, bits_per_token, bits_per_dim (the grid's NLL in bits over the
+  image's H * W * C) and num_examples."""
 
   def __init__(self, run: PriorExperiment):
     self._run = run
     self._eval_fn = parallel.prior_eval_step(run.model)
-    train_config = run.config.train
-    self._sampling_args = dict(temperature=train_config.temperature, top_k=train_config.top_k,
-                               top_p=train_config.top_p)
-    self._top_prior = None  # restored at the first report
 
-  def evaluate(self, state: TrainState) -> dict[str, float]:
+  def run(self, state: TrainState):
     sums = None
     for batch in tokens.make_token_iterator(
         self._run.eval_grids, batch_size=self._run.config.data.eval_batch_size, train=False):
@@ -248,40 +251,32 @@ class PriorEvaluator:
       sums = batch_sums if sums is None else jax.tree.map(np.add, sums, batch_sums)
     count, nll = float(sums["count"]), float(sums["nll"])
     dims = math.prod(self._run.tokenizer.info.image_shape)
-    return {"nll_nats_per_token": nll / float(sums["tokens"]),
-            "nll_nats_per_image": nll / count,
-            "bits_per_token": nll / float(sums["tokens"]) / math.log(2.0),
-            "bits_per_dim": nll / count / math.log(2.0) / dims, "num_examples": count}
+    yield "nll_nats_per_token", nll / float(sums["tokens"])
+    yield "nll_nats_per_image", nll / count
+    yield "bits_per_token", nll / float(sums["tokens"]) / math.log(2.0)
+    yield "bits_per_dim", nll / count / math.log(2.0) / dims
+    yield "num_examples", count
 
-  def samples(self, state: TrainState) -> np.ndarray | None:
-    """Decoded samples of config.train.num_samples, None for a top prior."""
+
+class SampleEvaluator:
+  """'samples': config.train.num_samples grids sampled from the prior and decoded by the
+  tokenizer (nothing for a VQ-VAE-2 top prior: vqjax.runner.prior_sampling says why)."""
+
+  def __init__(self, run: PriorExperiment):
+    self._run = run
+    train_config = run.config.train
+    self._sampling_args = dict(temperature=train_config.temperature, top_k=train_config.top_k,
+                               top_p=train_config.top_p)
+    self._top_prior = None  # restored at the first report
+
+  def run(self, state: TrainState):
     run = self._run
     if run.level == "top":
-      return None
+      return
     if self._top_prior is None:
       self._top_prior = restore_top_prior(run)
     rng = jax.random.fold_in(jax.random.PRNGKey(run.config.seed), int(state.step))
-    return sample_images(run, state, rng, num_samples=run.config.train.num_samples,
-                         top_prior=self._top_prior, **self._sampling_args)
-
-  def report(self, state: TrainState, workdir: str | None, *,
-             writer: summaries.SummaryWriter | None = None) -> dict:
-    """Evaluates and samples; writes TensorBoard summaries (with writer) and, given a
-    workdir, metrics.json and samples.png there; returns the metrics."""
-    step = int(state.step)
-    metrics = {"step": step, **self.evaluate(state)}
-    samples = self.samples(state)
-    grid = None if samples is None else images.image_grid(
-        samples, value_range=self._run.tokenizer.config.data.value_range)
-    if writer is not None:
-      writer.scalars(step, {f"eval/{name}": value for name, value in metrics.items()
-                            if name != "step"})
-      if grid is not None:
-        writer.image(step, "eval/samples", grid)
-      writer.flush()
-    if workdir is not None and jax.process_index() == 0:
-      if grid is not None:
-        images.save_png(os.path.join(workdir, "samples.png"), grid)
-      (epath.Path(workdir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    logging.info("prior evaluation at step %d: %s", step, json.dumps(metrics))
-    return metrics
+    samples = sample_images(run, state, rng, num_samples=run.config.train.num_samples,
+                            top_prior=self._top_prior, **self._sampling_args)
+    yield "samples", images.image_grid(samples,
+                                       value_range=run.tokenizer.config.data.value_range)
