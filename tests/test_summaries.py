@@ -1,10 +1,11 @@
 """Reporting: the metrics buffer and its NaN guard, the progress line, TensorBoard files."""
-import glob
-import os
+import logging
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util import tensor_util
 import tensorflow as tf
 
 from vqjax.runner import summaries
@@ -40,25 +41,34 @@ def test_progress_line_has_rates_and_eta():
   assert "steps/s" in line and "images/s" in line and "ETA 0:" in line
 
 
-def test_writer_writes_scalars_and_images_tensorboard_reads(tmp_path):
+def test_writer_writes_scalars_and_images_tensorboard_reads(tmp_path, caplog):
   writer = summaries.SummaryWriter(str(tmp_path))
-  writer.scalars(3, {"train/loss": 0.25})
-  writer.image(3, "eval/grid", np.zeros((6, 4, 1), np.uint8))
+  with caplog.at_level(logging.INFO):
+    writer.scalars(3, {"train/loss": 0.25, "train/perplexity": np.float32(12.0)})
+    writer.scalars(4, {"train/loss": 0.125})
+    writer.image(3, "eval/grid", np.full((6, 4, 1), 200, np.uint8))
+    writer.flush()
+  assert not caplog.records  # the console has the progress line; scalars go to files only
   writer.close()
-  values = {}
-  for path in glob.glob(os.path.join(tmp_path, "events.out.tfevents.*")):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        values[value.tag] = (event.step, value.metadata.plugin_data.plugin_name,
-                             tf.make_ndarray(value.tensor))
-  assert values["train/loss"][:2] == (3, "scalars") and values["train/loss"][2] == 0.25
-  step, plugin, tensor = values["eval/grid"]
-  assert (step, plugin, tensor[0], tensor[1]) == (3, "images", b"4", b"6")
-  assert tf.io.decode_png(tensor[2]).shape == (6, 4, 1)
+  events = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+  events.Reload()
+  assert set(events.Tags()["tensors"]) == {"train/loss", "train/perplexity", "eval/grid"}
+  loss = [(event.step, float(tensor_util.make_ndarray(event.tensor_proto)))
+          for event in events.Tensors("train/loss")]
+  assert loss == [(3, 0.25), (4, 0.125)]
+  assert events.SummaryMetadata("train/loss").plugin_data.plugin_name == "scalars"
+  (grid,) = events.Tensors("eval/grid")
+  width, height, png = tensor_util.make_ndarray(grid.tensor_proto)
+  assert (grid.step, width, height) == (3, b"4", b"6")
+  assert events.SummaryMetadata("eval/grid").plugin_data.plugin_name == "images"
+  pixels = tf.io.decode_png(png).numpy()
+  assert pixels.shape == (6, 4, 1) and np.all(pixels == 200)
 
 
 def test_disabled_writer_writes_nothing(tmp_path):
   writer = summaries.SummaryWriter(str(tmp_path / "logs"), enabled=False)
   writer.scalars(1, {"loss": 1.0})
+  writer.image(1, "eval/grid", np.zeros((6, 4, 3), np.uint8))
+  writer.flush()
   writer.close()
   assert not (tmp_path / "logs").exists()

@@ -1,9 +1,9 @@
 """What a run reports: TensorBoard event files, a console progress line with an ETA, and
 the buffer that fetches each step's metrics from the devices and stops on a NaN.
 
-TensorBoard files are written with TensorFlow's own summary op and the 'scalars' and
-'images' plugin metadata, which is all TensorBoard reads; the `tensorboard` package
-(which tf.summary.scalar and flax.metrics.tensorboard import) is not needed to write them.
+TensorBoard files are written by clu's plain SummaryWriter (tf.summary.scalar and
+tf.summary.image); not by clu's create_default_writer, whose LoggingWriter would log every
+scalar at INFO beside the progress line.
 """
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ import math
 import time
 from typing import Mapping
 
+from clu import metric_writers
 import jax
 import numpy as np
-import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -102,39 +101,23 @@ class Progress:
 
 
 class SummaryWriter:
-  """TensorBoard scalars and images in `logdir`; a no-op where enabled is False (every
-  process but the first)."""
+  """TensorBoard scalars and images in `logdir`; a no-op that creates no files where
+  enabled is False (every process but the first)."""
 
   def __init__(self, logdir: str, *, enabled: bool = True):
-    self._writer = tf.summary.create_file_writer(logdir) if enabled else None
+    # A MultiWriter over no writers is clu's own no-op writer.
+    self._writer = (metric_writers.SummaryWriter(logdir) if enabled
+                    else metric_writers.MultiWriter([]))
 
   def scalars(self, step: int, values: Mapping[str, float]) -> None:
-    if self._writer is None:
-      return
-    with self._writer.as_default():
-      for tag, value in values.items():
-        tf.summary.write(tag, tf.constant(float(value), tf.float32), step=step,
-                         metadata=_plugin("scalars"))
+    self._writer.write_scalars(step, {tag: float(value) for tag, value in values.items()})
 
   def image(self, step: int, tag: str, pixels: np.ndarray) -> None:
     """uint8 [H, W, C] pixels as one TensorBoard image."""
-    if self._writer is None:
-      return
-    pixels = np.asarray(pixels, np.uint8)
-    tensor = tf.stack([tf.constant(str(pixels.shape[1])), tf.constant(str(pixels.shape[0])),
-                       tf.io.encode_png(pixels)])
-    with self._writer.as_default():
-      tf.summary.write(tag, tensor, step=step, metadata=_plugin("images"))
+    self._writer.write_images(step, {tag: np.asarray(pixels, np.uint8)})
 
   def flush(self) -> None:
-    if self._writer is not None:
-      self._writer.flush()
+    self._writer.flush()
 
   def close(self) -> None:
-    if self._writer is not None:
-      self._writer.close()
-
-
-def _plugin(name: str) -> summary_pb2.SummaryMetadata:
-  return summary_pb2.SummaryMetadata(
-      plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=name))
+    self._writer.close()
