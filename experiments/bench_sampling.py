@@ -1,5 +1,7 @@
 """Benchmark: tokens/s of sampling a TransformerPrior with the key-value cache against
-recomputing the whole sequence every step, both from vqjax.sampling, in the same run.
+recomputing the whole sequence every step, both on vqjax.sampling's one decode loop (the
+cached step is sampling.make_sampler's; the full one is sampling.recompute_step, how a
+prior without a cache such as the PixelCNN is sampled), in the same run.
 
     python -m experiments.bench_sampling            # 16x16 and 32x32 grids, ~2-4 min on 2 cores
     python -m experiments.bench_sampling --quick    # a tiny model (smoke test)
@@ -69,11 +71,26 @@ class Result(NamedTuple):
     return self.cached_tokens_per_s / self.full_tokens_per_s
 
 
+def full_recompute_sampler(prior: TransformerPrior, *, batch_size: int, **sampling_args):
+  """The jitted sampler(variables, rng) -> int32 [batch_size, L] that recomputes the whole
+  sequence every step, on the same loop and keys as sampling.make_sampler."""
+  def sample(variables, rng):
+    def tokens_to_logits(tokens):
+      grid = tokens.reshape(batch_size, *prior.grid_shape)
+      return prior.apply(variables, grid, train=False)
+
+    return sampling.decode(sampling.recompute_step(tokens_to_logits), None, rng,
+                           batch_size=batch_size, length=prior.length, **sampling_args)
+
+  return jax.jit(sample)
+
+
 def compiled_sampler(prior: TransformerPrior, variables, spec: Model, method: str,
                      num_steps: int):
-  """() -> tokens, the sampler compiled ahead of time for these variables."""
-  sampler = sampling.make_sampler(prior, batch_size=spec.batch_size, method=method,
-                                  num_steps=num_steps, **SAMPLING)
+  """() -> tokens, the sampler compiled ahead of time for these variables; method 'cached'
+  (the key-value cache) or 'full' (recomputation)."""
+  make = sampling.make_sampler if method == "cached" else full_recompute_sampler
+  sampler = make(prior, batch_size=spec.batch_size, num_steps=num_steps, **SAMPLING)
   rng = jax.random.PRNGKey(1)
   compiled = sampler.lower(variables, rng).compile()
   return lambda: compiled(variables, rng).block_until_ready()

@@ -92,3 +92,28 @@ def test_discriminator_from_its_fields():
 def test_discriminator_errors_name_the_field(fields, message):
   with pytest.raises(ValueError, match=message):
     build.build_discriminator(fields)
+
+
+@pytest.mark.parametrize("name,cls", [("transformer", models.TransformerPrior),
+                                      ("pixelcnn", models.GatedPixelCNN)])
+def test_both_priors_get_the_same_fields(name, cls):
+  prior = build.build_prior({"name": name, "num_layers": 2, "num_classes": 0,
+                             "dtype": "bfloat16"}, codebook_size=16, grid_shape=[4, 2])
+  assert isinstance(prior, cls)
+  assert (prior.codebook_size, prior.grid_shape, prior.num_classes,
+          prior.condition_codebook_size, prior.dtype) == (16, (4, 2), 0, 0, jnp.bfloat16)
+  conditional = build.build_prior({"name": name, "num_classes": 10}, codebook_size=16,
+                                  grid_shape=(4, 4))
+  assert conditional.num_classes == 10
+
+
+def test_pixelcnn_bottom_prior_is_refused_and_unknown_prior_fields_named():
+  with pytest.raises(ValueError, match="set config.model.name='transformer'"):
+    build.build_prior({"name": "pixelcnn"}, codebook_size=16, grid_shape=(4, 4),
+                      condition_codebook_size=8)
+  bottom = build.build_prior({"name": "transformer"}, codebook_size=16, grid_shape=(4, 4),
+                             condition_codebook_size=8)
+  assert bottom.condition_codebook_size == 8
+  with pytest.raises(ValueError, match="unknown field.*'num_tokens'"):
+    build.build_prior({"name": "pixelcnn", "num_tokens": 16}, codebook_size=16,
+                      grid_shape=(4, 4))

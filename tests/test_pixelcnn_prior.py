@@ -1,17 +1,18 @@
 """Gated PixelCNN prior: raster-order causality with no blind spot, class conditioning,
-the compiled sampler."""
+the fields and refusals it shares with the transformer prior (its sampling is tested in
+tests/test_sampling.py, on the one sampler path)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vqjax.models.pixelcnn_prior import GatedPixelCNN, sample_pixelcnn
+from vqjax.models.pixelcnn_prior import GatedPixelCNN
 
 K, H, W = 7, 4, 4
 # 3 layers of kernel 3 are the fewest that reach every earlier position of a 4x4 grid
 # (num_layers * (kernel_size // 2) >= W - 1: the upper-right corner is just in reach).
 # 16 channels make a position whose output ReLUs are all off at init (no gradient) unlikely.
-TINY = dict(num_tokens=K, hidden_channels=16, num_layers=3, kernel_size=3)
+TINY = dict(codebook_size=K, grid_shape=(H, W), hidden_channels=16, num_layers=3, kernel_size=3)
 
 
 def _tokens(seed=0, batch=2):
@@ -78,33 +79,20 @@ def test_conditional_prior_uses_its_label():
 def test_bad_fields_and_inputs_raise():
   tokens = _tokens()
   with pytest.raises(ValueError, match="odd int"):
-    GatedPixelCNN(num_tokens=K, kernel_size=4).init(jax.random.PRNGKey(0), tokens, train=False)
+    GatedPixelCNN(codebook_size=K, grid_shape=(H, W), kernel_size=4).init(jax.random.PRNGKey(0), tokens, train=False)
   with pytest.raises(ValueError, match=r"token grid \[B, H, W\]"):
     GatedPixelCNN(**TINY).init(jax.random.PRNGKey(0), tokens.astype(jnp.float32), train=False)
 
 
-def test_sampler_is_deterministic_and_shaped():
-  model = GatedPixelCNN(**TINY, num_classes=3)
-  variables = model.init(jax.random.PRNGKey(0), _tokens(), labels=jnp.zeros(2, jnp.int32),
-                         train=False)
-  kwargs = dict(batch=3, height=H, width=W, labels=jnp.array([0, 1, 2]))
-  first = sample_pixelcnn(model, variables, jax.random.PRNGKey(5), **kwargs)
-  again = sample_pixelcnn(model, variables, jax.random.PRNGKey(5), **kwargs)
-  other = sample_pixelcnn(model, variables, jax.random.PRNGKey(6), **kwargs)
-  assert first.shape == (3, H, W) and first.dtype == jnp.int32
-  assert np.all((np.asarray(first) >= 0) & (np.asarray(first) < K))
-  np.testing.assert_array_equal(first, again)
-  assert not np.array_equal(first, other)
-  with pytest.raises(ValueError, match="temperature"):
-    sample_pixelcnn(model, variables, jax.random.PRNGKey(5), temperature=0.0, **kwargs)
-
-
-def test_sampler_draws_from_the_models_conditionals():
-  # Near-zero temperature makes each draw the argmax of the logits given the drawn prefix
-  # (position 0, which sees nothing, has all-zero logits at init: a tie, left out).
-  model = GatedPixelCNN(**TINY)
-  variables = model.init(jax.random.PRNGKey(0), _tokens(), train=False)
-  grid = sample_pixelcnn(model, variables, jax.random.PRNGKey(0), batch=2, height=H, width=W,
-                         temperature=1e-6)
-  logits = model.apply(variables, grid, train=False)
-  np.testing.assert_array_equal(grid.reshape(2, -1)[:, 1:], jnp.argmax(logits, -1)[:, 1:])
+def test_takes_no_top_grid_condition_and_checks_the_grid_shape(prior):
+  model, variables = prior
+  tokens = _tokens()
+  with pytest.raises(ValueError, match="takes no top-grid condition"):
+    GatedPixelCNN(**TINY, condition_codebook_size=5).init(jax.random.PRNGKey(0), tokens,
+                                                           train=False)
+  with pytest.raises(ValueError, match="pass condition=None"):
+    model.apply(variables, tokens, condition=tokens[:, :2, :2], train=False)
+  with pytest.raises(ValueError, match=r"build it with grid_shape=\(4, 2\)"):
+    model.apply(variables, tokens[:, :, :2], train=False)
+  with pytest.raises(ValueError, match="or 0 for an unconditional"):
+    GatedPixelCNN(**TINY, num_classes=None).init(jax.random.PRNGKey(0), tokens, train=False)

@@ -27,7 +27,7 @@ def _flat(batch):
 @pytest.mark.parametrize("model", [
     models.TinyTransformerPrior(num_classes=10),
     models.TinyTransformerPrior(num_classes=10, condition_codebook_size=5),
-    models.GatedPixelCNN(num_tokens=16, hidden_channels=8, num_layers=2, num_classes=10)],
+    models.TinyGatedPixelCNN(hidden_channels=8, num_layers=2, num_classes=10)],
     ids=["transformer", "bottom_transformer", "pixelcnn"])
 def test_pmapped_train_step_equals_one_device_step(model):
   optimizer = optax.sgd(0.5)  # adam would amplify rounding in near-zero gradients

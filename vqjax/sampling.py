@@ -1,25 +1,28 @@
-"""Autoregressive sampling of token sequences, each decode one compiled program.
+"""Autoregressive sampling of token grids from a prior, each sample one compiled program.
 
 In the shape of maskgit's decoder: the model comes in as a callback and the loop is a
 `lax.fori_loop` over positions carrying a `SamplingState` (a flax.struct.dataclass), so a
 whole sample is one XLA program with no Python loop per token.
 
-  decode(decode_step, cache, rng, ...)        with a key-value cache: decode_step(previous
-                                              token [B], position, cache) -> (logits [B, K],
-                                              cache) computes one position per step.
-  decode_full_recompute(tokens_to_logits, ...) recomputes the whole sequence every step:
-                                              tokens_to_logits(tokens [B, L]) -> logits
-                                              [B, L, K]; the reference for tests and the
-                                              benchmark.
+  decode(decode_step, cache, rng, ...)   the one loop: decode_step(tokens [B, L], position,
+                                         cache) -> (logits [B, K] of position, cache),
+                                         positions >= position of tokens still 0.
+  recompute_step(tokens_to_logits)       the decode_step of a model with no cache:
+                                         tokens_to_logits(tokens [B, L]) -> logits [B, L, K]
+                                         (causal) recomputed over the whole sequence.
+  sample_prior(prior, variables, rng, labels, condition, batch_size=, axis_name=None, ...)
+  make_sampler(prior, batch_size=, ...)  (jitted) int32 grids [B, *prior.grid_shape].
 
-Both draw the token at every position with `sample_logits` (temperature, top-k, top-p;
-greedy argmax when greedy=True or temperature=0), from keys split off the one rng, so a key
-gives the same tokens on every run, and both samplers give the same tokens for the same
-model and key up to float rounding.
+Every position is drawn with `sample_logits` (temperature, top-k, top-p; greedy argmax when
+greedy=True or temperature=0) from keys split off the one rng, so a key gives the same
+tokens on every run, with or without a cache, up to float rounding.
 
-For `vqjax.models.TransformerPrior`, `make_sampler` builds the jitted sampler once and
-`make_pmap_sampler` its pmapped form: params are broadcast (in_axes=None) and each device
-samples its share with the key folded with its axis_index.
+A prior is any module called as `prior(tokens [B, h, w], *, labels, condition, train)` ->
+logits [B, h*w, K], with a `grid_shape` (h, w). A prior with a key-value cache, one that has
+`init_cache(batch_size)` and `decode(previous_token [B], position, cache, *, labels,
+condition)` -> (logits [B, K], cache) (vqjax.models.TransformerPrior), is sampled one
+position per step with its cache; any other (vqjax.models.GatedPixelCNN) recomputes the
+whole grid at every step. The pmapped sampler is vqjax.train.parallel.prior_sample_step.
 """
 from __future__ import annotations
 
@@ -78,124 +81,93 @@ def sample_logits(rng, logits, *, temperature: float = 1.0, top_k: Optional[int]
   return jax.random.categorical(rng, logits, axis=-1).astype(jnp.int32)
 
 
-def _run(logits_fn, state: SamplingState, num_steps: int, sampling: dict) -> jax.Array:
-  """Samples positions state.position .. num_steps - 1; logits_fn(state) -> (logits, cache)."""
+def decode(decode_step: Callable, cache, rng, *, batch_size: int, length: int,
+           num_steps: Optional[int] = None, temperature: float = 1.0,
+           top_k: Optional[int] = None, top_p: Optional[float] = None,
+           greedy: bool = False) -> jax.Array:
+  """Int32 tokens [batch_size, length] sampled one position per step.
+
+  decode_step(tokens [B, L], position, cache) -> (logits [B, K] of position, cache); tokens
+  holds the positions sampled so far and 0 at the rest. num_steps (default length) samples
+  only the first num_steps positions; the rest stay 0.
+  """
+  check_sampling_args(temperature=temperature, top_k=top_k, top_p=top_p)
+  sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy)
+
   def step(_, state):
-    logits, cache = logits_fn(state)
+    logits, cache = decode_step(state.tokens, state.position, state.cache)
     rng, draw_rng = jax.random.split(state.rng)
     token = sample_logits(draw_rng, logits, **sampling)
     tokens = jax.lax.dynamic_update_index_in_dim(state.tokens, token, state.position, axis=1)
     return SamplingState(state.position + 1, tokens, cache, rng)
 
-  return jax.lax.fori_loop(0, num_steps, step, state).tokens
+  state = SamplingState(jnp.zeros((), jnp.int32),
+                        jnp.zeros((batch_size, length), jnp.int32), cache, rng)
+  return jax.lax.fori_loop(0, length if num_steps is None else num_steps, step, state).tokens
 
 
-def _initial_state(rng, batch_size: int, length: int, cache) -> SamplingState:
-  return SamplingState(jnp.zeros((), jnp.int32), jnp.zeros((batch_size, length), jnp.int32),
-                       cache, rng)
+def recompute_step(tokens_to_logits: Callable) -> Callable:
+  """The decode_step of a model without a cache: every step runs
+  tokens_to_logits(tokens [B, L]) -> logits [B, L, K] over the whole fixed-length sequence
+  (so the loop compiles once) and reads the position's row. The model must be causal: the
+  positions not yet sampled hold 0 and must not affect the row read."""
+  def decode_step(tokens, position, cache):
+    logits = tokens_to_logits(tokens)
+    return jax.lax.dynamic_index_in_dim(logits, position, axis=1, keepdims=False), cache
+
+  return decode_step
 
 
-def decode(decode_step: Callable, cache, rng, *, batch_size: int, length: int,
-           num_steps: Optional[int] = None, temperature: float = 1.0,
-           top_k: Optional[int] = None, top_p: Optional[float] = None,
-           greedy: bool = False) -> jax.Array:
-  """Int32 tokens [batch_size, length] sampled one position per step with a cache.
-
-  decode_step(previous_token [B], position, cache) -> (logits [B, K], cache); the previous
-  token is 0 at position 0, where the model reads its start token instead. num_steps
-  (default length) samples only the first num_steps positions; the rest stay 0.
-  """
-  check_sampling_args(temperature=temperature, top_k=top_k, top_p=top_p)
-  sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy)
-
-  def logits_fn(state):
-    previous = jax.lax.dynamic_index_in_dim(state.tokens, jnp.maximum(state.position - 1, 0),
-                                            axis=1, keepdims=False)
-    return decode_step(previous, state.position, state.cache)
-
-  state = _initial_state(rng, batch_size, length, cache)
-  return _run(logits_fn, state, length if num_steps is None else num_steps, sampling)
+def has_cache(prior) -> bool:
+  """Whether the prior decodes one position per step with a key-value cache (it has
+  init_cache and decode, as vqjax.models.TransformerPrior), or recomputes every step."""
+  return callable(getattr(prior, "init_cache", None)) and callable(
+      getattr(prior, "decode", None))
 
 
-def decode_full_recompute(tokens_to_logits: Callable, rng, *, batch_size: int, length: int,
-                          num_steps: Optional[int] = None, temperature: float = 1.0,
-                          top_k: Optional[int] = None, top_p: Optional[float] = None,
-                          greedy: bool = False) -> jax.Array:
-  """As `decode`, but every step recomputes the logits of the whole sequence.
-
-  tokens_to_logits(tokens [B, L]) -> logits [B, L, K] must be causal; the not yet sampled
-  positions hold 0 and do not affect the position read. Every step costs one full forward
-  pass of length L (a fixed shape, so the loop compiles once).
-  """
-  check_sampling_args(temperature=temperature, top_k=top_k, top_p=top_p)
-  sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy)
-
-  def logits_fn(state):
-    logits = tokens_to_logits(state.tokens)
-    return jax.lax.dynamic_index_in_dim(logits, state.position, axis=1, keepdims=False), None
-
-  state = _initial_state(rng, batch_size, length, None)
-  return _run(logits_fn, state, length if num_steps is None else num_steps, sampling)
-
-
-METHODS = ("cached", "full")
-
-
-def sample_prior(model, variables, rng, labels=None, condition=None, *, batch_size: int,
-                 method: str = "cached", axis_name: Optional[str] = None, **sampling):
-  """Int32 token grids [batch_size, *model.grid_shape] from a `TransformerPrior`.
-
-  variables: the model's ({'params': ...}); labels int32 [batch_size] and condition
-  (the top grid) as the model takes them. method 'cached' uses the model's decode and its
-  key-value cache, 'full' recomputes the whole sequence each step. With axis_name (inside
-  pmap) the key is folded with this device's axis_index. sampling: the keyword arguments
-  of `decode` (num_steps, temperature, top_k, top_p, greedy).
-  """
-  if method not in METHODS:
-    raise ValueError(f"method is {method!r}; use one of {METHODS}")
-  if axis_name is not None:
-    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+def prior_decode_step(prior, variables, *, batch_size: int, labels=None,
+                      condition=None) -> tuple[Callable, Any]:
+  """(decode_step, initial cache) of a prior (see the module docstring) for `decode`:
+  its cached decode when it has one, else recomputation of its logits over the grid."""
   conditioning = dict(labels=labels, condition=condition)
-  if method == "cached":
-    def decode_step(previous, position, cache):
-      return model.apply(variables, previous, position, cache, method=model.decode,
+  if has_cache(prior):
+    def cached_step(tokens, position, cache):
+      previous = jax.lax.dynamic_index_in_dim(tokens, jnp.maximum(position - 1, 0), axis=1,
+                                              keepdims=False)  # unread at position 0
+      return prior.apply(variables, previous, position, cache, method=prior.decode,
                          **conditioning)
 
-    tokens = decode(decode_step, model.init_cache(batch_size), rng, batch_size=batch_size,
-                    length=model.length, **sampling)
-  else:
-    def tokens_to_logits(tokens):
-      grid = tokens.reshape(batch_size, *model.grid_shape)
-      return model.apply(variables, grid, train=False, **conditioning)
+    return cached_step, prior.init_cache(batch_size)
 
-    tokens = decode_full_recompute(tokens_to_logits, rng, batch_size=batch_size,
-                                   length=model.length, **sampling)
-  return tokens.reshape(batch_size, *model.grid_shape)
+  def tokens_to_logits(tokens):
+    grid = tokens.reshape(batch_size, *prior.grid_shape)
+    return prior.apply(variables, grid, train=False, **conditioning)
+
+  return recompute_step(tokens_to_logits), None
 
 
-def make_sampler(model, *, batch_size: int, method: str = "cached", **sampling) -> Callable:
-  """The jitted `sampler(variables, rng, labels=None, condition=None)` -> [B, H, W]."""
-  return jax.jit(functools.partial(sample_prior, model, batch_size=batch_size, method=method,
-                                   **sampling))
+def sample_prior(prior, variables, rng, labels=None, condition=None, *, batch_size: int,
+                 axis_name: Optional[str] = None, **sampling) -> jax.Array:
+  """Int32 token grids [batch_size, *prior.grid_shape] sampled from a prior.
 
-
-def make_pmap_sampler(model, *, per_device_batch: int, method: str = "cached",
-                      axis_name: str = "devices", devices=None, **sampling) -> Callable:
-  """The pmapped `sampler(variables, rng, labels=None, condition=None)`, built once.
-
-  variables are broadcast (in_axes=None); the one rng is copied to every device, which folds
-  in its axis_index, so devices draw different samples. labels [devices, per_device_batch]
-  and the condition [devices, per_device_batch, ...] are split over devices. Returns int32
-  [devices, per_device_batch, H, W]. devices: default jax.local_devices().
+  variables: the prior's ({'params': ...}); labels int32 [batch_size] and condition (the
+  top grid) as the prior takes them. With axis_name (inside pmap) the key is folded with
+  this device's axis_index, so devices draw different samples. sampling: the keyword
+  arguments of `decode` (num_steps, temperature, top_k, top_p, greedy).
   """
-  num_devices = len(devices) if devices is not None else jax.local_device_count()
-  sample = functools.partial(sample_prior, model, batch_size=per_device_batch, method=method,
-                             axis_name=axis_name, **sampling)
-  # pmap needs one mapped argument even without labels, so the key goes in per device.
-  mapped = jax.pmap(sample, axis_name=axis_name, in_axes=(None, 0, 0, 0), devices=devices)
+  if axis_name is not None:
+    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+  decode_step, cache = prior_decode_step(prior, variables, batch_size=batch_size,
+                                         labels=labels, condition=condition)
+  height, width = prior.grid_shape
+  tokens = decode(decode_step, cache, rng, batch_size=batch_size, length=height * width,
+                  **sampling)
+  return tokens.reshape(batch_size, height, width)
 
-  def sampler(variables, rng, labels=None, condition=None):
-    rngs = jnp.broadcast_to(rng, (num_devices,) + rng.shape)
-    return mapped(variables, rngs, labels, condition)
 
-  return sampler
+def make_sampler(prior, *, batch_size: int, **sampling) -> Callable:
+  """The jitted `sampler(variables, rng, labels=None, condition=None)` -> int32 grids
+  [batch_size, *prior.grid_shape]; sampling: `decode`'s keyword arguments, checked here."""
+  check_sampling_args(temperature=sampling.get("temperature", 1.0),
+                      top_k=sampling.get("top_k"), top_p=sampling.get("top_p"))
+  return jax.jit(functools.partial(sample_prior, prior, batch_size=batch_size, **sampling))

@@ -10,6 +10,6 @@ from vqjax.models.vqvae2 import TinyVQVAE2, VQVAE2, VQVAE2Output
 from vqjax.models.taming import TamingDecoder, TamingEncoder
 from vqjax.models.vqgan import TinyVQGAN, VQGAN, VQGANFeatures
 from vqjax.models.patchgan import PatchGANDiscriminator, TinyPatchGAN
-from vqjax.models.pixelcnn_prior import GatedPixelCNN, sample_pixelcnn
+from vqjax.models.pixelcnn_prior import GatedPixelCNN, TinyGatedPixelCNN
 from vqjax.models.transformer_prior import KVCache, TinyTransformerPrior, TransformerPrior
 from vqjax.models import tokenizers

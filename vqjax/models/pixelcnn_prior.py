@@ -1,5 +1,6 @@
 """Gated PixelCNN prior (van den Oord et al. 2016, "Conditional Image Generation with
-PixelCNN Decoders") over token grids [B, H, W] of int32 tokens in [0, num_tokens).
+PixelCNN Decoders") over token grids [B, H, W] = [B, *grid_shape] of int32 tokens in
+[0, codebook_size).
 
     tokens -> embedding -> num_layers gated layers (vertical + horizontal stack) -> logits
 
@@ -15,15 +16,18 @@ Causality without a blind spot, in raster order (row by row, left to right):
                     shifted right one column, so it excludes the current position; later
                     layers have type 'B' (their inputs already exclude it) and a residual
                     connection
-Both stacks use gated activations tanh(a) * sigmoid(b); with num_classes, a learned
+Both stacks use gated activations tanh(a) * sigmoid(b); with num_classes > 0, a learned
 per-class bias is added to a and b inside every gate. After the last layer,
-relu -> 1x1 conv -> relu -> 1x1 conv to num_tokens gives the logits, returned in float32
+relu -> 1x1 conv -> relu -> 1x1 conv to codebook_size gives the logits, returned in float32
 and raster order [B, H * W, K] like the transformer prior. The receptive field grows by
 k//2 rows and columns per layer: every earlier position reaches position t once
 num_layers * (k // 2) >= max(W - 1, H - 2); shallower stacks see a window above and left.
 
-`sample_pixelcnn` draws token grids one raster position at a time inside a compiled
-lax.fori_loop, recomputing the whole network at every step.
+The fields and call are the transformer prior's (vqjax.models.TransformerPrior):
+codebook_size, grid_shape, num_classes (0: unconditional) and condition_codebook_size,
+which must be 0 (no top-grid condition: the PixelCNN cannot be a VQ-VAE-2 bottom prior).
+It has no key-value cache, so vqjax.sampling samples it by recomputing the whole grid at
+every position.
 """
 from __future__ import annotations
 
@@ -58,7 +62,7 @@ class GatedLayer(nn.Module):
   channels: int
   kernel_size: int
   first: bool  # mask type 'A' and no residual connection
-  num_classes: int | None = None
+  num_classes: int = 0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -75,7 +79,7 @@ class GatedLayer(nn.Module):
     h_features = h_features + conv(2 * self.channels, (1, 1), name="vertical_to_horizontal")(
         _shift_down(v_features))
     v_bias = h_bias = None
-    if self.num_classes is not None:
+    if self.num_classes:
       embed = functools.partial(nn.Embed, self.num_classes, 2 * self.channels,
                                 param_dtype=self.param_dtype)
       v_bias, h_bias = embed(name="vertical_class_bias")(labels), embed(
@@ -86,32 +90,43 @@ class GatedLayer(nn.Module):
 
 
 class GatedPixelCNN(nn.Module):
-  """Gated PixelCNN over token grids: `__call__(tokens, *, labels=None, train)` ->
-  float32 logits [B, H * W, num_tokens] in raster order, logits[:, t] predicting token t
-  from tokens 0 .. t-1 (and the label). train is accepted for the priors' common
-  interface; the model has no dropout, so it changes nothing.
+  """Gated PixelCNN over token grids [B, *grid_shape]:
+  `__call__(tokens, *, labels=None, condition=None, train)` -> float32 logits
+  [B, H * W, codebook_size] in raster order, logits[:, t] predicting token t from tokens
+  0 .. t-1 (and the label). labels: int32 [B] when num_classes > 0; condition must be None
+  (condition_codebook_size is 0). train is accepted for the priors' common interface; the
+  model has no dropout, so it changes nothing.
   """
-  num_tokens: int
+  codebook_size: int
+  grid_shape: tuple[int, int]
   hidden_channels: int = 128
   num_layers: int = 12
   kernel_size: int = 3
-  num_classes: int | None = None
+  num_classes: int = 0              # > 0: class-conditional, labels in [0, num_classes)
+  condition_codebook_size: int = 0  # must be 0: the PixelCNN takes no top-grid condition
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
+  @property
+  def length(self) -> int:
+    return self.grid_shape[0] * self.grid_shape[1]
+
   def setup(self):
-    for name in ("num_tokens", "hidden_channels", "num_layers"):
+    for name in ("codebook_size", "hidden_channels", "num_layers"):
       value = getattr(self, name)
       if not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} is {value!r}; it must be an int >= 1")
     if not isinstance(self.kernel_size, int) or self.kernel_size < 3 or self.kernel_size % 2 == 0:
       raise ValueError(f"kernel_size is {self.kernel_size!r}; it must be an odd int >= 3, "
                        "e.g. 3 or 5")
-    if self.num_classes is not None and (not isinstance(self.num_classes, int)
-                                         or self.num_classes < 1):
-      raise ValueError(f"num_classes is {self.num_classes!r}; it must be an int >= 1, or "
-                       "None for an unconditional prior")
-    self.embedding = nn.Embed(self.num_tokens, self.hidden_channels,
+    if not isinstance(self.num_classes, int) or self.num_classes < 0:
+      raise ValueError(f"num_classes is {self.num_classes!r}; it must be an int >= 1, or 0 "
+                       "for an unconditional prior")
+    if self.condition_codebook_size:
+      raise ValueError(f"condition_codebook_size is {self.condition_codebook_size!r} but the "
+                       "GatedPixelCNN takes no top-grid condition; use a TransformerPrior "
+                       "for a VQ-VAE-2 bottom prior, or condition_codebook_size=0")
+    self.embedding = nn.Embed(self.codebook_size, self.hidden_channels,
                               param_dtype=self.param_dtype)
     self.layers = [GatedLayer(self.hidden_channels, self.kernel_size, first=i == 0,
                               num_classes=self.num_classes, dtype=self.dtype,
@@ -119,14 +134,21 @@ class GatedPixelCNN(nn.Module):
                    for i in range(self.num_layers)]
     self.hidden = nn.Conv(self.hidden_channels, (1, 1), dtype=self.dtype,
                           param_dtype=self.param_dtype)
-    self.logits = nn.Conv(self.num_tokens, (1, 1), dtype=self.dtype,
+    self.logits = nn.Conv(self.codebook_size, (1, 1), dtype=self.dtype,
                           param_dtype=self.param_dtype)
 
-  def __call__(self, tokens, *, labels=None, train: bool) -> jax.Array:
+  def __call__(self, tokens, *, labels=None, condition=None, train: bool) -> jax.Array:
     del train  # no dropout
     if tokens.ndim != 3 or not jnp.issubdtype(tokens.dtype, jnp.integer):
       raise ValueError(f"tokens must be an integer token grid [B, H, W]; got {tokens.dtype} "
                        f"{tokens.shape} (flatten residual levels or pick one level first)")
+    if tokens.shape[1:] != tuple(self.grid_shape):
+      raise ValueError(f"tokens have grid {tokens.shape[1:]} but the prior was built for "
+                       f"{tuple(self.grid_shape)}; build it with grid_shape={tokens.shape[1:]}")
+    if condition is not None:
+      raise ValueError("a condition (top grid) was given to a GatedPixelCNN, which takes "
+                       "none; pass condition=None, or use a TransformerPrior with "
+                       "condition_codebook_size > 0")
     return self.embedded_logits(self.embedding(tokens), labels=labels)
 
   def embedded_logits(self, embedded, *, labels=None) -> jax.Array:
@@ -139,50 +161,24 @@ class GatedPixelCNN(nn.Module):
       vertical, horizontal = layer(vertical, horizontal, labels)
     x = self.logits(nn.relu(self.hidden(nn.relu(horizontal))))
     batch, height, width, _ = x.shape
-    return x.astype(jnp.float32).reshape(batch, height * width, self.num_tokens)
+    return x.astype(jnp.float32).reshape(batch, height * width, self.codebook_size)
 
   def _check_labels(self, labels, batch: int):
-    if self.num_classes is None:
+    if not self.num_classes:
       if labels is not None:
         raise ValueError("labels were given to an unconditional prior; build it with "
                          "num_classes=<number of classes>, or pass labels=None")
       return None
     if labels is None:
       raise ValueError(f"this prior is conditioned on {self.num_classes} classes; pass "
-                       "labels=int32 [B], or build it with num_classes=None")
+                       "labels=int32 [B], or build it with num_classes=0")
     if labels.shape != (batch,):
       raise ValueError(f"labels have shape {labels.shape}; they must be [B] = ({batch},), "
                        "one class per token grid")
     return labels
 
 
-def sample_pixelcnn(model: GatedPixelCNN, variables, key, *, batch: int, height: int,
-                    width: int, labels=None, temperature: float = 1.0) -> jax.Array:
-  """Draws int32 token grids [batch, height, width] in raster order, one position per
-  step of a compiled lax.fori_loop (the network recomputed at each). The same key gives
-  the same grids; position t samples with jax.random.fold_in(key, t). labels: int32
-  [batch] for a conditional model. temperature > 0 divides the logits.
-  """
-  for name, value in (("batch", batch), ("height", height), ("width", width)):
-    if not isinstance(value, int) or value < 1:
-      raise ValueError(f"{name} is {value!r}; it must be an int >= 1")
-  if isinstance(temperature, (int, float)) and temperature <= 0:
-    raise ValueError(f"temperature is {temperature}; it must be > 0 (1 samples the model's "
-                     "distribution, smaller values sharpen it)")
-  if labels is not None:
-    labels = jnp.asarray(labels, jnp.int32)
-  return _sample(model, variables, key, labels, jnp.asarray(temperature, jnp.float32),
-                 batch=batch, height=height, width=width)
-
-
-@functools.partial(jax.jit, static_argnames=("model", "batch", "height", "width"))
-def _sample(model, variables, key, labels, temperature, *, batch, height, width):
-  def step(t, tokens):
-    logits = model.apply(variables, tokens.reshape(batch, height, width), labels=labels,
-                         train=False)[:, t]
-    drawn = jax.random.categorical(jax.random.fold_in(key, t), logits / temperature)
-    return tokens.at[:, t].set(drawn.astype(jnp.int32))
-
-  tokens = jax.lax.fori_loop(0, height * width, step,
-                             jnp.zeros((batch, height * width), jnp.int32))
-  return tokens.reshape(batch, height, width)
+# Test-sized prior: 3 layers of 16 channels, 16 codes on a 4x4 grid (3 layers of kernel 3
+# are the fewest that reach every earlier position of a 4x4 grid).
+TinyGatedPixelCNN = functools.partial(
+    GatedPixelCNN, codebook_size=16, grid_shape=(4, 4), hidden_channels=16, num_layers=3)

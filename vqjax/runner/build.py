@@ -72,23 +72,21 @@ def build_prior(model_config: Mapping[str, Any], *, codebook_size: int,
                 grid_shape: tuple[int, int], condition_codebook_size: int = 0) -> nn.Module:
   """The prior config.model describes, over grid_shape grids of codebook_size codes;
   condition_codebook_size > 0: a VQ-VAE-2 bottom prior, conditioned on a top grid of that
-  many codes (the transformer only)."""
+  many codes (the transformer only). Both priors take the same fields for these and for
+  num_classes (0: unconditional)."""
   fields = _as_dict(model_config)
   name = fields.pop("name", "transformer")
   if name not in PRIORS:
     raise ValueError(f"unknown prior {name!r} in config.model.name; choose one of "
                      f"{', '.join(map(repr, PRIORS))}")
-  dtype = _pop_dtype(fields)
-  cls = PRIORS[name]
-  if name == "transformer":
-    fields.update(codebook_size=codebook_size, grid_shape=tuple(grid_shape),
-                  condition_codebook_size=condition_codebook_size)
-  elif condition_codebook_size:
+  if name == "pixelcnn" and condition_codebook_size:
     raise ValueError("the 'pixelcnn' prior takes no top-grid condition, so it cannot be a "
                      "VQ-VAE-2 bottom prior; set config.model.name='transformer' (or "
                      "config.level='top')")
-  else:  # the PixelCNN is conditional when num_classes is not None
-    fields.update(num_tokens=codebook_size, num_classes=fields.get("num_classes") or None)
+  dtype = _pop_dtype(fields)
+  cls = PRIORS[name]
+  fields.update(codebook_size=codebook_size, grid_shape=tuple(grid_shape),
+                condition_codebook_size=condition_codebook_size)
   _check_fields(cls, fields, "config.model")
   return cls(**fields, dtype=dtype)
 

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vqjax import models, sampling
+from vqjax import sampling
 
 TOP_PRIOR_ERROR = (
     "a VQ-VAE-2 top prior's samples cannot be decoded alone (the tokenizer decodes a top "
@@ -47,29 +47,16 @@ def make_prior_sampler(model, *, grid_shape: tuple[int, int], batch_size: int,
   """The jitted `sampler(params, rng, labels=None, condition=None)` -> int32 grids
   [batch_size, h, w]; cached, so each compiles once.
 
-  sampling_args: temperature, top_k, top_p, greedy (vqjax.sampling.decode's). The
-  transformer samples with its key-value cache, the PixelCNN (never given a condition)
-  recomputes every step.
+  sampling_args: temperature, top_k, top_p, greedy (vqjax.sampling.decode's).
+  vqjax.sampling.make_sampler samples any prior: with its key-value cache where it has one
+  (the transformer), else recomputing the grid every step (the PixelCNN).
   """
-  if isinstance(model, models.TransformerPrior):
-    sampler = sampling.make_sampler(model, batch_size=batch_size, **sampling_args)
-    return lambda params, rng, labels=None, condition=None: sampler(
-        {"params": params}, rng, labels, condition)
-  length = grid_shape[0] * grid_shape[1]
-
-  @jax.jit
-  def sample(params, rng, labels=None, condition=None):
-    del condition  # build_prior gives the PixelCNN none
-
-    def tokens_to_logits(sequence):
-      grid = sequence.reshape(batch_size, *grid_shape)
-      return model.apply({"params": params}, grid, labels=labels, train=False)
-
-    sequence = sampling.decode_full_recompute(tokens_to_logits, rng, batch_size=batch_size,
-                                              length=length, **sampling_args)
-    return sequence.reshape(batch_size, *grid_shape)
-
-  return sample
+  if tuple(grid_shape) != tuple(model.grid_shape):
+    raise ValueError(f"grid_shape {tuple(grid_shape)} is not the prior's "
+                     f"{tuple(model.grid_shape)}; pass the grid shape the prior was built for")
+  sampler = sampling.make_sampler(model, batch_size=batch_size, **sampling_args)
+  return lambda params, rng, labels=None, condition=None: sampler(
+      {"params": params}, rng, labels, condition)
 
 
 def sample_grids(run, state, rng, *, num_samples: int, labels=None, condition=None,

@@ -1,7 +1,7 @@
 """The one place that maps the per-device steps of vqjax.train.steps over devices.
 
 Tokenizer steps come from vqjax.train.steps (VQGAN: vqjax.train.gan_steps), prior steps
-from vqjax.train.prior_steps.
+from vqjax.train.prior_steps, the prior's sampler from vqjax.sampling.
 Batches are laid out [devices, per-device batch, ...] (as vqjax.data yields them) and
 mapped on AXIS_NAME. The state is not replicated by hand: it goes in with in_axes=None
 and comes back with out_axes=None, one array per leaf held identically by every device,
@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from vqjax import sampling
 from vqjax.train import state as train_state
 from vqjax.train import gan_state, gan_steps, prior_steps, steps
 
@@ -169,3 +170,29 @@ def encode_step(model: nn.Module, *,
   (model.encode), laid out like the images."""
   return jax.pmap(lambda variables, images: model.apply(variables, images, method="encode"),
                   axis_name=AXIS_NAME, in_axes=(None, 0), devices=devices)
+
+
+def prior_sample_step(prior: nn.Module, *, per_device_batch: int,
+                      devices: Sequence[jax.Device] | None = None, **sampling_args) -> Callable:
+  """(variables, rng, labels=None, condition=None) -> int32 grids
+  [devices, per_device_batch, *prior.grid_shape], vqjax.sampling.sample_prior on every
+  device, built once.
+
+  variables are broadcast (in_axes=None); the one rng goes to every device, which folds in
+  its axis_index, so devices draw different samples. labels [devices, per_device_batch]
+  and the condition [devices, per_device_batch, ...] are split over devices.
+  sampling_args: temperature, top_k, top_p, greedy, num_steps (vqjax.sampling.decode's).
+  """
+  sampling.check_sampling_args(temperature=sampling_args.get("temperature", 1.0),
+                               top_k=sampling_args.get("top_k"),
+                               top_p=sampling_args.get("top_p"))
+  sample = functools.partial(sampling.sample_prior, prior, batch_size=per_device_batch,
+                             axis_name=AXIS_NAME, **sampling_args)
+  # pmap needs one mapped argument even without labels, so the key goes in per device.
+  mapped = jax.pmap(sample, axis_name=AXIS_NAME, in_axes=(None, 0, 0, 0), devices=devices)
+
+  def sampler(variables, rng, labels=None, condition=None):
+    rngs = jnp.broadcast_to(rng, (_count(devices),) + rng.shape)
+    return mapped(variables, rngs, labels, condition)
+
+  return sampler

@@ -9,7 +9,8 @@ of vqjax.train.parallel).
 
 A batch holds 'tokens' int32 [B, h, w], 'label' int32 [B] (read when the prior is
 class-conditional) and, for a VQ-VAE-2 bottom prior, 'condition' (the top grid). The
-prior is any model with `__call__(tokens, *, labels=None, train) -> logits [B, h*w, K]`
+prior is any model with `__call__(tokens, *, labels=None, condition=None, train)` ->
+logits [B, h*w, K]
 (vqjax.models.TransformerPrior, GatedPixelCNN); the state is a TrainState with no
 quantizer state.
 """
@@ -24,7 +25,7 @@ from vqjax.train.state import TrainState, step_key
 
 
 def is_class_conditional(model: nn.Module) -> bool:
-  """Whether the prior takes labels (num_classes > 0; GatedPixelCNN: not None)."""
+  """Whether the prior takes labels (num_classes > 0)."""
   return bool(getattr(model, "num_classes", None))
 
 
