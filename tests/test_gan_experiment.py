@@ -1,5 +1,6 @@
-"""VQGAN experiments: every VQGAN config's one step on (mocked) data, the whole loop on
-the built-in digits with LPIPS in training and evaluation, and the config checks."""
+"""Adversarial experiments: every VQGAN config's one step on (mocked) data, the whole
+loop on the built-in digits with LPIPS in training and evaluation, a VQ-VAE trained with
+the adversarial sections, and the config checks."""
 import importlib
 import pathlib
 
@@ -10,9 +11,8 @@ import tensorflow_datasets as tfds
 
 import train_testing
 from experiments.configs import vqgan_digits
-from vqjax import tokens
 from vqjax.train import gan_state
-from vqjax.runner import experiment, gan_experiment, tokenizer_task
+from vqjax.runner import experiment, gan_experiment, token_cache, tokenizer_task
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +71,27 @@ def test_vqgan_digits_trains_evaluates_with_lpips_and_feeds_token_grids(data_dir
   run, state = tokenizer_task.restore_workdir(workdir)
   assert isinstance(state, gan_state.GANTrainState) and int(state.step) == 4
   assert run.gan.perceptual.resize_to == 32 and state.ema_params
-  grids = tokens.load_token_grids(workdir, split="test[:16]", rebuild=True)
+  grids = token_cache.restore_with_grids(workdir, ["test[:16]"]).grids["test[:16]"]
   assert grids.grids["tokens"].shape == (16, 4, 4)
+
+
+def test_a_vqvae_with_the_adversarial_sections_trains_adversarially(data_dir, tmp_path):
+  config = train_testing.tiny_config(data_dir, num_steps=2, log_every_steps=1,
+                                     checkpoint_every_steps=2)
+  gan_config = vqgan_digits.get_config("tiny")
+  for section in gan_experiment.SECTIONS:
+    config[section] = gan_config[section]
+  config.gan.update(discriminator_start=0, perceptual_weight=0.0)
+  config.data.update(eval_split="test[:32]", value_range=(-1.0, 1.0))
+  run = experiment.prepare(config)
+  assert run.config.model.name == "vqvae" and run.gan is not None
+  state = run.init()
+  assert isinstance(state, gan_state.GANTrainState)
+  step = tokenizer_task.tokenizer_task(run).make_train_step()
+  state, metrics = step(state, next(experiment.train_batches(run, start_step=0)))
+  assert float(metrics["discriminator_loss"]) > 0 and float(metrics["adaptive_weight"]) > 0
+  metrics = tokenizer_task.train_tokenizer(config, str(tmp_path / "vqvae_gan"))
+  assert metrics["step"] == 2 and 0 < metrics["lpips"] < 1.5  # adversarial runs add LPIPS
 
 
 def test_lpips_for_a_vqvae_run_on_request(data_dir, tmp_path):
@@ -87,9 +106,14 @@ def test_lpips_for_a_vqvae_run_on_request(data_dir, tmp_path):
 def test_missing_and_unknown_gan_fields_are_named(data_dir):
   config = vqgan_digits.get_config("tiny")
   config.data.data_dir = data_dir
-  del config.gan
-  with pytest.raises(ValueError, match="has no gan section"):
+  del config.discriminator
+  with pytest.raises(ValueError, match="has a 'gan' section but no discriminator section"):
     experiment.prepare(config)
+  config = vqgan_digits.get_config("tiny")
+  config.data.data_dir = data_dir
+  for section in gan_experiment.SECTIONS:  # no adversarial sections: a plain VQGAN step
+    del config[section]
+  assert experiment.prepare(config).gan is None
   config = vqgan_digits.get_config("tiny")
   config.data.data_dir = data_dir
   config.gan.disc_factor = 1.0
