@@ -70,17 +70,17 @@ def unreadable_image_error(builder: tfds.ImageFolder, split: str) -> ValueError 
       "image that does not decode (their count is logged)")
 
 
-class _ReadableImageFolder(tfds.ImageFolder):
+class _ReadableImageFolder(tfds.ImageFolder, skip_registration=True):
   """An ImageFolder without the images that do not decode (decoded once, here)."""
+  name = "image_folder"  # as tfds.ImageFolder's, for messages
 
   def __init__(self, root_dir: str, *, shape):
     super().__init__(root_dir, shape=shape)
     self.skipped_images = []
     for split, examples in self._split_examples.items():
-      readable = [e for e in examples if not _decode_error(self, e.image_path)]
-      self.skipped_images += sorted(set(e.image_path for e in examples)
-                                    - set(e.image_path for e in readable))
-      self._split_examples[split] = readable
+      unreadable = {e.image_path for e in examples if _decode_error(self, e.image_path)}
+      self.skipped_images += sorted(unreadable)
+      self._split_examples[split] = [e for e in examples if e.image_path not in unreadable]
     self.info.set_splits(tfds.core.SplitDict([
         tfds.core.SplitInfo(name=split, shard_lengths=[len(examples)], num_bytes=0)
         for split, examples in self._split_examples.items()]))
@@ -92,7 +92,8 @@ class _ReadableImageFolder(tfds.ImageFolder):
 
 
 def _image_paths(builder: tfds.ImageFolder, split: str) -> list[str]:
-  return [example.image_path for example in builder._split_examples[split]]  # pylint: disable=protected-access
+  examples = builder._split_examples[split]  # pylint: disable=protected-access
+  return [example.image_path for example in examples]
 
 
 def _decode_error(builder: tfds.ImageFolder, path: str) -> str | None:
