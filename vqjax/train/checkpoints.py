@@ -225,7 +225,9 @@ def _leaf_shapes(tree) -> dict[str, tuple]:
         return str(getattr(key, attribute))
     return str(key)
   leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {"/".join(name(key) for key in path): tuple(leaf.shape) for path, leaf in leaves}
+  def shape(leaf):  # a Python scalar leaf has none
+    return np.shape(leaf) if getattr(leaf, "shape", None) is None else tuple(leaf.shape)
+  return {"/".join(name(key) for key in path): shape(leaf) for path, leaf in leaves}
 
 
 _REPLICATED = jax.sharding.PartitionSpec()

@@ -50,7 +50,7 @@ def verify(step_dir: epath.Path, step: int) -> bool:
     files = manifest["files"]
     ok = (manifest["format"] == FORMAT and manifest["step"] == step and isinstance(files, dict)
           and files and all(isinstance(h, str) for h in files.values()))
-  except (ValueError, KeyError, TypeError) as error:  # UnicodeDecodeError is a ValueError
+  except (OSError, ValueError, KeyError, TypeError) as error:  # UnicodeDecodeError: ValueError
     raise DamagedStepError(step, str(path), f"cannot be parsed ({error})") from None
   if not ok:
     raise DamagedStepError(step, str(path), "is not a manifest of this step")
@@ -58,7 +58,11 @@ def verify(step_dir: epath.Path, step: int) -> bool:
     file = step_dir / name
     if not file.exists():
       raise DamagedStepError(step, str(file), "is missing")
-    if _sha256(file) != expected:
+    try:
+      actual = _sha256(file)
+    except OSError as error:
+      raise DamagedStepError(step, str(file), f"cannot be read ({error})") from None
+    if actual != expected:
       raise DamagedStepError(step, str(file), f"does not match its sha256 in {MANIFEST_NAME} "
                              "(one of the two is damaged)")
   return True
