@@ -1,4 +1,7 @@
-"""Checkpoints: round trip, interval and retention, and falling back past a damaged step."""
+"""Checkpoints: round trip, interval and retention, falling back past a damaged step (found
+by its manifest), and a checkpoint of another config left untouched."""
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -10,7 +13,8 @@ import optax
 import pytest
 
 from vqjax.train import parallel
-from vqjax.train.checkpoints import Checkpoints
+from vqjax.train import manifest
+from vqjax.train.checkpoints import CheckpointMismatchError, Checkpoints
 from vqjax.train.state import TrainState
 
 
@@ -68,11 +72,128 @@ def test_a_damaged_latest_step_warns_and_the_previous_is_used(tmp_path, checkpoi
   assert any("checkpoint at step 4" in r.getMessage() and "partial or corrupted" in r.getMessage()
              and "falling back" in r.getMessage() for r in caplog.records)
   assert checkpoints.all_steps() == [2]
-  assert (tmp_path / "checkpoints.corrupt" / "4").is_dir()
+  assert [p.name[:2] for p in (tmp_path / "checkpoints.corrupt").iterdir()] == ["4-"]
   # Training goes on from step 2 and saves step 4 again.
   assert checkpoints.save(_state(4))
   checkpoints.wait()
   assert int(checkpoints.restore_latest(_abstract()).step) == 4
+
+
+def _saved(checkpoints, steps=(2, 4)):
+  for step in steps:
+    checkpoints.save(_state(step))
+  checkpoints.wait()
+
+
+def _array_file(step_dir):
+  """The largest file of orbax's array data."""
+  return max((p for p in (step_dir / "default").rglob("*") if p.is_file() and "/d/" in str(p)),
+             key=lambda p: p.stat().st_size)
+
+
+def _flip_bit(path):
+  data = bytearray(path.read_bytes())
+  data[len(data) // 2] ^= 0x10
+  path.write_bytes(bytes(data))
+
+
+def _garble(path):
+  path.write_bytes(b"\x00garbage\xff" * 8)
+
+
+def _truncate(path):
+  os.truncate(path, path.stat().st_size // 2)
+
+
+def _tree_hashes(directory):
+  return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+          for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def _fell_back_from_4(checkpoints, caplog, file):
+  with caplog.at_level(logging.WARNING):
+    restored = checkpoints.restore_latest(_abstract())
+  assert int(restored.step) == 2
+  assert any("checkpoint at step 4" in r.getMessage() and file in r.getMessage()
+             and "falling back" in r.getMessage() and ".corrupt/4-" in r.getMessage()
+             for r in caplog.records), [r.getMessage() for r in caplog.records]
+  assert checkpoints.all_steps() == [2]
+
+
+def test_every_step_gets_a_manifest_of_its_files(tmp_path, checkpoints):
+  _saved(checkpoints)
+  for step in (2, 4):
+    step_dir = tmp_path / "checkpoints" / str(step)
+    written = json.loads((step_dir / manifest.MANIFEST_NAME).read_text())
+    assert written["step"] == step
+    hashes = _tree_hashes(step_dir)
+    del hashes[manifest.MANIFEST_NAME]
+    assert written["files"] == hashes and "default/_METADATA" in hashes
+
+
+@pytest.mark.parametrize("damage", [_flip_bit, _garble, _truncate])
+def test_damaged_array_data_falls_back(tmp_path, checkpoints, caplog, damage):
+  _saved(checkpoints)
+  array_file = _array_file(tmp_path / "checkpoints" / "4")
+  damage(array_file)
+  _fell_back_from_4(checkpoints, caplog, str(array_file))
+
+
+@pytest.mark.parametrize("damage", [_flip_bit, _garble])
+def test_damaged_orbax_metadata_falls_back(tmp_path, checkpoints, caplog, damage):
+  _saved(checkpoints)
+  damage(tmp_path / "checkpoints" / "4" / "default" / "_METADATA")
+  _fell_back_from_4(checkpoints, caplog, "4/default/_METADATA")
+
+
+@pytest.mark.parametrize("damage", [_flip_bit, _garble, _truncate])
+def test_a_damaged_manifest_is_a_damaged_step(tmp_path, checkpoints, caplog, damage):
+  _saved(checkpoints)
+  damage(tmp_path / "checkpoints" / "4" / manifest.MANIFEST_NAME)
+  # A flipped bit in a hash names the file whose hash it was, and the manifest.
+  _fell_back_from_4(checkpoints, caplog, manifest.MANIFEST_NAME)
+
+
+def test_a_step_without_manifest_is_restored_unverified(tmp_path, checkpoints, caplog):
+  _saved(checkpoints)
+  (tmp_path / "checkpoints" / "4" / manifest.MANIFEST_NAME).unlink()
+  with caplog.at_level(logging.WARNING):
+    restored = checkpoints.restore_latest(_abstract())
+  assert int(restored.step) == 4
+  assert any("step 4" in r.getMessage() and "unverified" in r.getMessage()
+             for r in caplog.records)
+  # Unverified, but what orbax cannot parse is still damage.
+  _garble(tmp_path / "checkpoints" / "4" / "default" / "_METADATA")
+  _fell_back_from_4(checkpoints, caplog, "4/default/_METADATA")
+
+
+def test_repeated_quarantines_of_a_step_keep_every_copy(tmp_path, checkpoints, caplog):
+  _saved(checkpoints)
+  for attempt in range(2):
+    _flip_bit(_array_file(tmp_path / "checkpoints" / "4"))
+    _fell_back_from_4(checkpoints, caplog, "/4/default/")
+    _saved(checkpoints, steps=(4,))
+  copies = sorted((tmp_path / "checkpoints.corrupt").iterdir())
+  assert len(copies) == 2 and all(p.name.startswith("4-") for p in copies)
+  assert all((p / manifest.MANIFEST_NAME).is_file() for p in copies)
+  assert int(checkpoints.restore_latest(_abstract()).step) == 4
+
+
+def test_another_configs_checkpoint_is_a_clear_error_and_left_untouched(tmp_path, checkpoints):
+  _saved(checkpoints)
+  before = _tree_hashes(tmp_path)
+  abstract = _abstract()
+  codebook = jax.ShapeDtypeStruct((7, 2), jnp.float32, sharding=abstract.rng.sharding)
+  wider = abstract.replace(quantizer_state={"quantizer": {"codebook": codebook}})
+  with pytest.raises(CheckpointMismatchError,
+                     match=r"step 4 .*different structure.*quantizer/codebook: checkpoint "
+                           r"\(5, 2\), model \(7, 2\).*left untouched.*new --workdir"):
+    checkpoints.restore_latest(wider)
+  renamed = abstract.replace(quantizer_state={"other": abstract.rng})
+  with pytest.raises(ValueError, match=r"quantizer_state/other: checkpoint missing"):
+    checkpoints.restore_latest(renamed)
+  assert _tree_hashes(tmp_path) == before
+  assert checkpoints.all_steps() == [2, 4]
 
 
 def test_an_unfinished_write_is_not_a_checkpoint(tmp_path):

@@ -80,3 +80,36 @@ def test_layout_errors(tmp_path):
     image_folder.image_folder_builder(str(tmp_path))
   with pytest.raises(ValueError, match="channels must be 1"):
     image_folder.image_folder_builder(str(tmp_path), channels=4)
+
+
+def _truncate(path):
+  path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_an_unreadable_image_is_named(root, suffix):
+  bad = root / "train" / "dog" / f"broken{suffix}"
+  Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(bad)
+  _truncate(bad)
+  builder = image_folder.image_folder_builder(str(root))
+  batches = pipeline.make_eval_iterator(builder, batch_size=4, image_size=8, split="train")
+  with pytest.raises(ValueError, match=rf"image {bad} in image folder .* cannot be decoded "
+                                       r"\(.*\); replace or delete it.*skip_unreadable=True"):
+    list(batches)
+
+
+def test_skip_unreadable_leaves_them_out_and_counts_them(root, caplog):
+  bad = [root / "train" / "cat" / "000.png", root / "test" / "dog" / "001.png"]
+  for path in bad:
+    _truncate(path)
+  (root / "train" / "dog" / "empty.jpg").write_bytes(b"")
+  with caplog.at_level("WARNING"):
+    builder = image_folder.image_folder_builder(str(root), skip_unreadable=True)
+  assert sorted(builder.skipped_images) == sorted(
+      map(str, bad + [root / "train" / "dog" / "empty.jpg"]))
+  assert any("skipped 3 unreadable image(s) of 12" in r.getMessage() for r in caplog.records)
+  assert sources.open_source(builder, split="train").num_examples == 7
+  train = pipeline.make_train_iterator(builder, batch_size=4, image_size=8)
+  assert next(train)["image"].shape == (4, 1, 8, 8, 3)
+  evaluation = list(pipeline.make_eval_iterator(builder, batch_size=4, image_size=8))
+  assert evaluation[0]["mask"].sum() == 2

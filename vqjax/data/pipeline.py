@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from vqjax.data import image_folder
 from vqjax.data import preprocess
 from vqjax.data import sources
 
@@ -124,7 +125,7 @@ def make_train_iterator(dataset, *, batch_size: int, data_dir: str | None = None
       for batch in tfds.as_numpy(epoch_dataset(epoch, skip)):
         yield _per_device(batch, layout)
 
-  return batches()
+  return _naming_unreadable_images(source, batches())
 
 
 def make_eval_iterator(dataset, *, batch_size: int, data_dir: str | None = None,
@@ -152,7 +153,21 @@ def make_eval_iterator(dataset, *, batch_size: int, data_dir: str | None = None,
   padding = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), ds.element_spec)
   ds = ds.concatenate(tf.data.Dataset.from_tensors(padding).repeat())
   ds = _finish(ds.take(num_batches * layout.process_batch), layout)
-  return (_per_device(batch, layout) for batch in tfds.as_numpy(ds))
+  return _naming_unreadable_images(
+      source, (_per_device(batch, layout) for batch in tfds.as_numpy(ds)))
+
+
+def _naming_unreadable_images(source, batches):
+  """batches; where an image folder's image fails to decode, an error naming the file."""
+  try:
+    yield from batches
+  except tf.errors.InvalidArgumentError as error:
+    if not sources.is_image_folder(source.builder):
+      raise
+    named = image_folder.unreadable_image_error(source.builder, source.split)
+    if named is None:
+      raise
+    raise named from error
 
 
 def _prepare(source, example, shape, **preprocess_kwargs) -> dict[str, tf.Tensor]:

@@ -3,17 +3,36 @@ kept, the latest restored on restart.
 
 Orbax writes each step into a temporary directory and renames it when complete, so a
 process killed mid-write leaves no half-written step (its temporary directory is removed
-when the next run starts). A step that is there but cannot be read back (files damaged
-or missing) is moved to `<directory>.corrupt/<step>` with a warning, and the one before
-it is restored.
+when the next run starts).
+
+Damage is detected, not trusted. Once a save has finished (at the next save, wait() or
+close()), the lead process writes `<step>/vqjax_manifest.json`, the sha256 of every file
+of the step (vqjax/train/manifest.py), atomically. Restoring a step first checks every
+file against it; a file that differs or is missing, or a manifest that cannot be parsed,
+makes the step damaged. A step with no manifest (written by an older vqjax, or the run
+stopped between the save and the manifest) is restored as orbax reads it, with a warning
+that it is unverified: a flipped bit in its array data goes unnoticed, but files orbax
+cannot parse still count as damage.
+
+A damaged step (or one orbax cannot read) is moved to a new name,
+`<directory>.corrupt/<step>-<UTC time>-<n>`, never over an earlier copy, with a warning
+naming the step, the file and where it went, and the step before it is restored.
+
+A step whose stored tree (leaf paths and shapes, from orbax's metadata) differs from the
+model's abstract state was written by another config: that raises
+CheckpointMismatchError, a ValueError naming the differing leaves, and moves nothing.
+Without a manifest, a flipped bit in orbax's metadata could read as such a mismatch: the
+error then is the safe side, since nothing is moved.
 
 Several processes: every process calls save and restore (orbax has the first write the
-metadata). Orbax takes only global arrays there, so the state, which pmap holds whole on
-each process's own devices, is saved and restored as arrays whole on every device of
-every process, and handed back in pmap's per-process form.
+metadata; the first writes the manifest, and all check it and agree on the verdict).
+Orbax takes only global arrays there, so the state, which pmap holds whole on each
+process's own devices, is saved and restored as arrays whole on every device of every
+process, and handed back in pmap's per-process form.
 """
 from __future__ import annotations
 
+import datetime
 import os
 from typing import Sequence
 
@@ -24,7 +43,12 @@ from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
+from vqjax.train import manifest
 from vqjax.train.state import TrainState
+
+
+class CheckpointMismatchError(ValueError):
+  """A checkpoint written by another config: its tree differs from the model's."""
 
 
 class Checkpoints:
@@ -32,7 +56,7 @@ class Checkpoints:
 
   due(step) says whether step is one to save at (a multiple of save_every_steps);
   save(state) writes; writes finish in the background, so call wait() before relying on
-  them, and close() at the end.
+  them, and close() at the end (both also write the finished step's manifest).
   """
 
   def __init__(self, directory: str, *, save_every_steps: int, max_to_keep: int | None):
@@ -46,7 +70,8 @@ class Checkpoints:
     self.save_every_steps = save_every_steps
     self._options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                                  cleanup_tmp_directories=True)
-    self._manager = ocp.CheckpointManager(self.directory, options=self._options)
+    self._manager = self._new_manager()
+    self._unhashed_step = None  # saved, its manifest not yet written
 
   def all_steps(self) -> Sequence[int]:
     return sorted(self._manager.all_steps())
@@ -59,13 +84,28 @@ class Checkpoints:
 
   def save(self, state: TrainState) -> bool:
     """Saves state at its step; False if that step is already saved."""
+    self._write_manifest()
     step = int(jax.device_get(state.step))
     if step in self._manager.all_steps():
       return False
-    return self._manager.save(step, args=ocp.args.StandardSave(_to_global(state)), force=True)
+    saved = self._manager.save(step, args=ocp.args.StandardSave(_to_global(state)), force=True)
+    if saved:
+      self._unhashed_step = step
+    return saved
 
   def restore(self, abstract_state: TrainState, step: int) -> TrainState:
-    """The state saved at `step`, shaped and placed like abstract_state."""
+    """The state saved at `step`, shaped and placed like abstract_state.
+
+    Raises manifest.DamagedStepError for a step whose files fail their manifest,
+    CheckpointMismatchError for one written by another config.
+    """
+    self._write_manifest()
+    if not self._verify(step):
+      logging.warning(
+          "checkpoint at step %d in %s has no %s (written by an older vqjax, or the run "
+          "stopped before it was written), so it is unverified: restoring it as orbax reads "
+          "it", step, self.directory, manifest.MANIFEST_NAME)
+    self._check_structure(abstract_state, step)
     target = _to_global(abstract_state)
     state = _to_host_local(self._manager.restore(step, args=ocp.args.StandardRestore(target)))
     restored_step = int(jax.device_get(state.step))
@@ -76,39 +116,118 @@ class Checkpoints:
   def restore_latest(self, abstract_state: TrainState) -> TrainState | None:
     """The latest readable checkpoint, or None if there is none.
 
-    Unreadable steps are moved aside (see the module docstring) with a warning naming
-    what failed, so that training goes on from the step before and saves over them.
+    Damaged or unreadable steps are moved aside (see the module docstring) with a warning
+    naming what failed, so that training goes on from the step before and saves over
+    them. A step written by another config raises CheckpointMismatchError.
     """
     for step in reversed(self.all_steps()):
       try:
         return self.restore(abstract_state, step)
+      except CheckpointMismatchError:
+        raise
       except Exception as error:  # pylint: disable=broad-except  # any failure: try older
         self._quarantine(step, error)
     return None
 
   def wait(self) -> None:
-    """Blocks until every save has been written."""
+    """Blocks until every save has been written, manifest included."""
     self._manager.wait_until_finished()
+    self._write_manifest()
 
   def close(self) -> None:
+    self.wait()
     self._manager.close()
 
+  def _new_manager(self) -> ocp.CheckpointManager:
+    # The handler named up front lets item_metadata read steps this process did not save.
+    return ocp.CheckpointManager(self.directory, options=self._options,
+                                 item_handlers=ocp.StandardCheckpointHandler())
+
+  def _step_dir(self, step: int) -> epath.Path:
+    return epath.Path(self.directory) / str(step)
+
+  def _write_manifest(self) -> None:
+    step, self._unhashed_step = self._unhashed_step, None
+    if step is None:
+      return
+    self._manager.wait_until_finished()
+    if jax.process_index() == 0 and self._step_dir(step).exists():
+      manifest.write(self._step_dir(step), step)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"vqjax checkpoint {step} manifest written")
+
+  def _verify(self, step: int) -> bool:
+    """True if the step's files match its manifest, False if it has none; raises
+    manifest.DamagedStepError if any process finds damage."""
+    damage, verified = None, False
+    try:
+      verified = manifest.verify(self._step_dir(step), step)
+    except manifest.DamagedStepError as error:
+      damage = error
+    if jax.process_count() > 1:
+      votes = multihost_utils.process_allgather(np.asarray(damage is not None, np.int32))
+      if damage is None and np.any(votes):
+        damage = manifest.DamagedStepError(step, str(self._step_dir(step)),
+                                           "was found damaged by another process")
+    if damage is not None:
+      raise damage
+    return verified
+
+  def _check_structure(self, abstract_state: TrainState, step: int) -> None:
+    """Raises CheckpointMismatchError if the stored leaves or shapes differ from the model's."""
+    try:
+      stored = _leaf_shapes(self._manager.item_metadata(step).tree)
+    except Exception as error:  # pylint: disable=broad-except  # unreadable: damage
+      raise manifest.DamagedStepError(step, str(self._step_dir(step) / "default" / "_METADATA"),
+                                      f"cannot be read as orbax's metadata ({error})") from error
+    expected = _leaf_shapes(abstract_state)
+    if stored == expected:
+      return
+    differences = [f"{path}: checkpoint {stored.get(path, 'missing')}, model "
+                   f"{expected.get(path, 'missing')}"
+                   for path in sorted(set(stored) | set(expected))
+                   if stored.get(path) != expected.get(path)]
+    raise CheckpointMismatchError(
+        f"checkpoint at step {step} in {self.directory} has a different structure from the "
+        f"model's state: it was written by another config ({len(differences)} leaves differ: "
+        f"{'; '.join(differences[:5])}{'; ...' if len(differences) > 5 else ''}). It was left "
+        "untouched. Train this config in a new --workdir, or restore the config that wrote "
+        "the checkpoint (its config is saved in the workdir)")
+
   def _quarantine(self, step: int, error: Exception) -> None:
-    source = epath.Path(self.directory) / str(step)
-    target = epath.Path(self.directory + ".corrupt") / str(step)
+    source = self._step_dir(step)
+    corrupt = epath.Path(self.directory + ".corrupt")
     self._manager.close()  # a failed restore can leave the manager's view of items stale
+    target = f"{corrupt}/{step}-<UTC time>-<n> (named by process 0)"
     if jax.process_index() == 0:  # one process moves it (every process failed to read it)
-      if target.exists():
-        target.rmtree()
-      target.parent.mkdir(parents=True, exist_ok=True)
+      stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+      corrupt.mkdir(parents=True, exist_ok=True)
+      copy = 0
+      while (corrupt / f"{step}-{stamp}-{copy}").exists():  # never over an earlier copy
+        copy += 1
+      target = corrupt / f"{step}-{stamp}-{copy}"
       source.rename(target)
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f"vqjax checkpoint {step} moved aside")
-    self._manager = ocp.CheckpointManager(self.directory, options=self._options)
+    self._manager = self._new_manager()
     message = (f"checkpoint at step {step} in {self.directory} is partial or corrupted and "
-               f"cannot be restored ({type(error).__name__}: {str(error)[:300]}); moved it to "
+               f"cannot be restored ({type(error).__name__}: {str(error)[:600]}); moved it to "
                f"{target} and falling back to the previous checkpoint")
     logging.warning(message)
+
+
+def _leaf_shapes(tree) -> dict[str, tuple]:
+  """{'params/encoder/kernel': shape, ...} for a state, its abstract state, or orbax's
+  metadata tree (where dataclasses and named tuples are dicts and tuples lists)."""
+  def name(key):
+    for attribute in ("key", "name", "idx"):
+      if hasattr(key, attribute):
+        return str(getattr(key, attribute))
+    return str(key)
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  def shape(leaf):  # a Python scalar leaf has none
+    return np.shape(leaf) if getattr(leaf, "shape", None) is None else tuple(leaf.shape)
+  return {"/".join(name(key) for key in path): shape(leaf) for path, leaf in leaves}
 
 
 _REPLICATED = jax.sharding.PartitionSpec()
