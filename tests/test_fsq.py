@@ -105,7 +105,7 @@ class FSQTest(chex.TestCase):
     global_metrics = jax.pmap(
         functools.partial(fsq.metrics, levels=levels, axis_name="d"), axis_name="d")(indices)
     chex.assert_trees_all_close(jax.tree.map(lambda x: x[0], global_metrics),
-                                fsq.metrics(indices, levels))
+                                fsq.codebook_metrics(indices, levels))
     self.assertEqual(int(global_metrics["dead_codes"][0]), 0)
     chex.assert_trees_all_close(global_metrics["perplexity"][0], 8.0, rtol=1e-5)
 

@@ -122,7 +122,7 @@ class GumbelTest(chex.TestCase):
     sharded = jax.pmap(functools.partial(gumbel.metrics, codebook=CODEBOOK, axis_name="d"),
                        axis_name="d")(indices)
     chex.assert_trees_all_close(jax.tree.map(lambda x: x[0], sharded),
-                                gumbel.metrics(indices, CODEBOOK))
+                                gumbel.codebook_metrics(indices, CODEBOOK.shape[0]))
     self.assertEqual(int(sharded["dead_codes"][0]), 0)
 
   def test_invalid_arguments_are_rejected(self):

@@ -176,7 +176,7 @@ class LFQTest(chex.TestCase):
     sharded = jax.pmap(functools.partial(lfq.metrics, dim=DIM, axis_name="d"), axis_name="d")
     chex.assert_trees_all_close(sharded(indices)["perplexity"], jnp.full(4, 2.0**DIM),
                                 rtol=1e-5)
-    self.assertEqual(int(lfq.metrics(indices[0], DIM)["dead_codes"]), 2**DIM - 4)
+    self.assertEqual(int(lfq.codebook_metrics(indices[0], DIM)["dead_codes"]), 2**DIM - 4)
 
   def test_invalid_arguments_are_rejected(self):
     with self.assertRaisesRegex(ValueError, "use entropy='factorized'"):

@@ -2,7 +2,7 @@
 import jax.numpy as jnp
 import pytest
 
-from vqjax.quantizers import validation
+from vqjax.quantizers import _validation as validation
 
 
 def test_good_inputs_pass():
