@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from vqjax.quantizers import _validation as validation
-from vqjax.quantizers import metrics
+from vqjax.quantizers.metrics import codebook_metrics as _codebook_metrics
 
 # Keeps tanh's range strictly inside the outermost rounding bins, as in the paper's code.
 BOUND_EPS = 1e-3
@@ -140,4 +140,4 @@ def quantize(z: jax.Array, levels: Sequence[int]) -> FSQOutput:
 def codebook_metrics(indices: jax.Array, levels: Sequence[int], *,
                      axis_name: Hashable | None = None) -> dict[str, jax.Array]:
   """Codebook usage (perplexity, codes_used_fraction, dead_codes) over the global batch."""
-  return metrics.codebook_metrics(indices, codebook_size(levels), axis_name=axis_name)
+  return _codebook_metrics(indices, codebook_size(levels), axis_name=axis_name)

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from vqjax.quantizers import _validation as validation
-from vqjax.quantizers import metrics
+from vqjax.quantizers.metrics import codebook_metrics as _codebook_metrics
 
 ENTROPIES = ("exact", "factorized")
 MAX_DIM = 31        # indices are int32
@@ -180,4 +180,4 @@ def quantize(z: jax.Array, *, scale: float = 1.0, inverse_temperature: float = 1
 def codebook_metrics(indices: jax.Array, dim: int, *,
                      axis_name: Hashable | None = None) -> dict[str, jax.Array]:
   """Codebook usage (perplexity, codes_used_fraction, dead_codes) over the global batch."""
-  return metrics.codebook_metrics(indices, codebook_size(dim), axis_name=axis_name)
+  return _codebook_metrics(indices, codebook_size(dim), axis_name=axis_name)
