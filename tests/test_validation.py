@@ -1,4 +1,4 @@
-"""Tests for vqjax.quantizers.validation: errors name the problem and the fix."""
+"""Tests for vqjax.quantizers._validation: errors name the problem and the fix."""
 import jax.numpy as jnp
 import pytest
 
