@@ -103,9 +103,9 @@ class FSQTest(chex.TestCase):
     indices = jnp.arange(8, dtype=jnp.int32).reshape(4, 2)
     levels = (2, 2, 2)
     global_metrics = jax.pmap(
-        functools.partial(fsq.metrics, levels=levels, axis_name="d"), axis_name="d")(indices)
+        functools.partial(fsq.codebook_metrics, levels=levels, axis_name="d"), axis_name="d")(indices)
     chex.assert_trees_all_close(jax.tree.map(lambda x: x[0], global_metrics),
-                                fsq.metrics(indices, levels))
+                                fsq.codebook_metrics(indices, levels))
     self.assertEqual(int(global_metrics["dead_codes"][0]), 0)
     chex.assert_trees_all_close(global_metrics["perplexity"][0], 8.0, rtol=1e-5)
 

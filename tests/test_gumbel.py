@@ -119,10 +119,10 @@ class GumbelTest(chex.TestCase):
 
   def test_metrics_over_devices(self):
     indices = jnp.asarray([[0, 1], [2, 3], [4, 5], [0, 0]], jnp.int32)
-    sharded = jax.pmap(functools.partial(gumbel.metrics, codebook=CODEBOOK, axis_name="d"),
-                       axis_name="d")(indices)
+    sharded = jax.pmap(functools.partial(gumbel.codebook_metrics, codebook_size=CODES,
+                                         axis_name="d"), axis_name="d")(indices)
     chex.assert_trees_all_close(jax.tree.map(lambda x: x[0], sharded),
-                                gumbel.metrics(indices, CODEBOOK))
+                                gumbel.codebook_metrics(indices, CODES))
     self.assertEqual(int(sharded["dead_codes"][0]), 0)
 
   def test_invalid_arguments_are_rejected(self):

@@ -173,10 +173,11 @@ class LFQTest(chex.TestCase):
 
   def test_metrics_count_the_global_batch(self):
     indices = jnp.arange(2**DIM, dtype=jnp.int32).reshape(4, -1)
-    sharded = jax.pmap(functools.partial(lfq.metrics, dim=DIM, axis_name="d"), axis_name="d")
+    sharded = jax.pmap(functools.partial(lfq.codebook_metrics, dim=DIM, axis_name="d"),
+                       axis_name="d")
     chex.assert_trees_all_close(sharded(indices)["perplexity"], jnp.full(4, 2.0**DIM),
                                 rtol=1e-5)
-    self.assertEqual(int(lfq.metrics(indices[0], DIM)["dead_codes"]), 2**DIM - 4)
+    self.assertEqual(int(lfq.codebook_metrics(indices[0], DIM)["dead_codes"]), 2**DIM - 4)
 
   def test_invalid_arguments_are_rejected(self):
     with self.assertRaisesRegex(ValueError, "use entropy='factorized'"):

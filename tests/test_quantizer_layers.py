@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vqjax.nn import quantizer_layers as layers
-from vqjax.quantizers import ema, initialization, residual
+from vqjax.quantizers import ema, grouped, initialization, levels, residual
 from vqjax.quantizers.vector_quantization import quantize
 
 STATE = layers.STATE
@@ -29,6 +29,15 @@ def _apply(layer, **kwargs):
 def _train(layer, variables, z, key=0):
   return _apply(layer, train=True, mutable=[STATE], rngs={"quantizer": jax.random.key(key)})(
       variables, z)
+
+
+def _as_pure(out, pure):
+  """The layer's QuantizerOutput laid out like the pure function's NamedTuple `pure`."""
+  def field(name):
+    if name in ("quantized", "indices"):
+      return getattr(out, name)
+    return out.losses[name] if name in out.losses else out.metrics[name]
+  return tuple(field(name) for name in pure._fields)
 
 
 class VectorQuantizerTest(chex.TestCase):
@@ -58,7 +67,8 @@ class VectorQuantizerTest(chex.TestCase):
 
     def terms(params, z):
       out = layer.apply({"params": params}, z, train=True)
-      return jnp.sum(out.quantized * direction), out.codebook_loss, out.commitment_loss
+      return (jnp.sum(out.quantized * direction), out.losses["codebook_loss"],
+              out.losses["commitment_loss"])
 
     (p_out, z_out), (p_codebook, z_codebook), (p_commit, z_commit) = jax.jit(
         jax.jacrev(terms, argnums=(0, 1)))(params, z)
@@ -142,8 +152,8 @@ class StackedLayersTest(chex.TestCase):
     z = _z()
     variables = _init(layer, z)
     out = _apply(layer, train=False)(variables, z)
-    expected = residual.residual_quantize(z, variables["params"]["codebook"])
-    chex.assert_trees_all_close(out[:4], tuple(expected))
+    expected = residual.quantize(z, variables["params"]["codebook"])
+    chex.assert_trees_all_close(_as_pure(out, expected), tuple(expected))
     chex.assert_shape(out.metrics["perplexity"], (3,))
     chex.assert_trees_all_close(_apply(layer, method="decode_indices")(variables, out.indices),
                                 out.quantized, atol=1e-5)
@@ -174,11 +184,12 @@ class StackedLayersTest(chex.TestCase):
     codebooks = variables[STATE]["codebook"]
     chex.assert_shape(codebooks, (2, 8, 2))
     out, updated = _train(layer, variables, z)
-    chex.assert_trees_all_close(out[:4], tuple(residual.grouped_quantize(z, codebooks)))
+    expected = grouped.quantize(z, codebooks)
+    chex.assert_trees_all_close(_as_pure(out, expected), tuple(expected))
     chex.assert_trees_all_close(_apply(layer, method="decode_indices")(variables, out.indices),
                                 out.quantized, atol=1e-6)
-    state = jax.jit(lambda i: residual.ema_update_levels(
-        residual.ema_init_levels(codebooks), residual.split_groups(z, 2), i, decay=0.9))(
+    state = jax.jit(lambda i: levels.ema_update_levels(
+        levels.ema_init_levels(codebooks), grouped.split_groups(z, 2), i, decay=0.9))(
             out.indices)
     chex.assert_trees_all_close(updated[STATE]["embed_sum"], state.embed_sum, rtol=1e-6)
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vqjax.quantizers import ema, metrics, residual
+from vqjax.quantizers import ema, grouped, levels, metrics, residual
 from vqjax.quantizers.vector_quantization import quantize
 
 
@@ -22,7 +22,7 @@ class ResidualTest(chex.TestCase):
   def test_one_level_equals_plain_quantize(self):
     z, codebooks = _batch(levels=1)
     for estimator in ("straight_through", "rotation"):
-      out = self.variant(lambda z, c, e=estimator: residual.residual_quantize(z, c, estimator=e))(
+      out = self.variant(lambda z, c, e=estimator: residual.quantize(z, c, estimator=e))(
           z, codebooks)
       plain = quantize(z, codebooks[0], estimator=estimator)
       chex.assert_trees_all_close(out.quantized, plain.quantized, atol=1e-6)
@@ -32,10 +32,10 @@ class ResidualTest(chex.TestCase):
 
   def test_error_does_not_increase_with_levels_of_kmeans_codebooks(self):
     z = jax.random.normal(jax.random.key(0), (96, 4))
-    codebooks = jax.jit(residual.residual_kmeans_codebooks, static_argnums=(2, 3))(
+    codebooks = jax.jit(residual.kmeans_codebooks, static_argnums=(2, 3))(
         jax.random.key(1), z, 4, 8)
     error = jax.jit(lambda n: jnp.mean(jnp.square(
-        residual.residual_quantize(z, codebooks, active_levels=n).quantized - z)))
+        residual.quantize(z, codebooks, active_levels=n).quantized - z)))
     errors = [float(error(n)) for n in range(1, 5)]
     assert all(b <= a + 1e-6 for a, b in zip(errors, errors[1:])), errors
     assert errors[-1] < 0.5 * errors[0], errors
@@ -44,7 +44,7 @@ class ResidualTest(chex.TestCase):
   def test_quantizer_dropout_masks_the_last_levels(self):
     z, codebooks = _batch(levels=4)
     run = self.variant(
-        lambda z, c, k: residual.residual_quantize(z, c, key=k, dropout_levels=True))
+        lambda z, c, k: residual.quantize(z, c, key=k, dropout_levels=True))
     counts = set()
     for seed in range(12):
       out = run(z, codebooks, jax.random.key(seed))
@@ -52,7 +52,7 @@ class ResidualTest(chex.TestCase):
       count = int(kept[0, 0].sum())
       counts.add(count)
       np.testing.assert_array_equal(kept, np.broadcast_to(np.arange(4) < count, kept.shape))
-      fixed = residual.residual_quantize(z, codebooks, active_levels=count)
+      fixed = residual.quantize(z, codebooks, active_levels=count)
       chex.assert_trees_all_close(out, fixed)
     assert len(counts) > 1 and counts <= {1, 2, 3, 4}, counts
 
@@ -61,7 +61,7 @@ class ResidualTest(chex.TestCase):
     direction = jax.random.normal(jax.random.key(5), z.shape)
 
     def losses(z, codebooks):
-      out = residual.residual_quantize(z, codebooks)
+      out = residual.quantize(z, codebooks)
       return jnp.sum(out.quantized * direction), out.codebook_loss, out.commitment_loss
 
     (z_output, c_output), (z_codebook, c_codebook), (z_commit, c_commit) = jax.jit(
@@ -75,7 +75,7 @@ class ResidualTest(chex.TestCase):
 
   def test_residuals_are_passed_on_without_gradient_to_earlier_codebooks(self):
     z, codebooks = _batch()
-    level_two_loss = lambda c, n: residual.residual_quantize(z, c, active_levels=n).codebook_loss
+    level_two_loss = lambda c, n: residual.quantize(z, c, active_levels=n).codebook_loss
     grads = jax.grad(level_two_loss)(codebooks, 2) - jax.grad(level_two_loss)(codebooks, 1)
     chex.assert_trees_all_equal(jnp.abs(grads[0]).max(), 0.0)
     assert float(jnp.abs(grads[1]).max()) > 0
@@ -83,13 +83,13 @@ class ResidualTest(chex.TestCase):
   def test_lookup_round_trips_and_ignores_dropped_levels(self):
     z, codebooks = _batch(levels=4)
     for n in (2, 4):
-      out = residual.residual_quantize(z, codebooks, active_levels=n)
-      chex.assert_trees_all_close(jax.jit(residual.residual_lookup)(out.indices, codebooks),
+      out = residual.quantize(z, codebooks, active_levels=n)
+      chex.assert_trees_all_close(jax.jit(residual.indices_to_codes)(out.indices, codebooks),
                                   out.quantized, atol=1e-5)
 
   def test_inputs_are_the_residuals_each_level_quantized(self):
     z, codebooks = _batch()
-    out = residual.residual_quantize(z, codebooks)
+    out = residual.quantize(z, codebooks)
     inputs = jax.jit(residual.residual_inputs)(z, out.indices, codebooks)
     for q in range(3):
       chex.assert_trees_all_equal(quantize(inputs[..., q, :], codebooks[q]).indices,
@@ -98,7 +98,7 @@ class ResidualTest(chex.TestCase):
 
   def test_bfloat16_inputs(self):
     z, codebooks = _batch()
-    out = residual.residual_quantize(z.astype(jnp.bfloat16), codebooks)
+    out = residual.quantize(z.astype(jnp.bfloat16), codebooks)
     assert out.quantized.dtype == jnp.bfloat16
     assert out.codebook_loss.dtype == jnp.float32 and out.commitment_loss.dtype == jnp.float32
 
@@ -109,7 +109,7 @@ class GroupedTest(chex.TestCase):
   def test_equals_per_group_quantize_concatenated(self):
     z, codebooks = _batch(shape=(4, 6, 6), levels=3)
     codebooks = codebooks[..., :2]
-    out = self.variant(residual.grouped_quantize)(z, codebooks)
+    out = self.variant(grouped.quantize)(z, codebooks)
     groups = [quantize(z[..., 2 * g:2 * g + 2], codebooks[g]) for g in range(3)]
     chex.assert_trees_all_close(out.quantized,
                                 jnp.concatenate([g.quantized for g in groups], axis=-1),
@@ -118,15 +118,15 @@ class GroupedTest(chex.TestCase):
     chex.assert_trees_all_close(out.codebook_loss, np.mean([g.codebook_loss for g in groups]))
     chex.assert_trees_all_close(out.commitment_loss,
                                 np.mean([g.commitment_loss for g in groups]))
-    chex.assert_trees_all_close(residual.grouped_lookup(out.indices, codebooks), out.quantized,
+    chex.assert_trees_all_close(grouped.indices_to_codes(out.indices, codebooks), out.quantized,
                                 atol=1e-6)
 
   def test_kmeans_codebooks_fit_each_group(self):
     z = jax.random.normal(jax.random.key(0), (64, 4))
-    codebooks = jax.jit(residual.grouped_kmeans_codebooks, static_argnums=(2, 3))(
+    codebooks = jax.jit(grouped.kmeans_codebooks, static_argnums=(2, 3))(
         jax.random.key(1), z, 2, 4)
     chex.assert_shape(codebooks, (2, 4, 2))
-    out = residual.grouped_quantize(z, codebooks)
+    out = grouped.quantize(z, codebooks)
     assert float(jnp.mean(jnp.square(out.quantized - z))) < 0.6 * float(jnp.mean(z * z))
 
 
@@ -137,9 +137,9 @@ class LevelStateTest(chex.TestCase):
 
     @jax.jit
     def update(z, codebooks):
-      out = residual.residual_quantize(z, codebooks)
+      out = residual.quantize(z, codebooks)
       inputs = residual.residual_inputs(z, out.indices, codebooks)
-      state = residual.ema_update_levels(residual.ema_init_levels(codebooks), inputs,
+      state = levels.ema_update_levels(levels.ema_init_levels(codebooks), inputs,
                                          out.indices, decay=0.9)
       expected = [ema.update(ema.init(codebooks[q]), inputs[..., q, :], out.indices[..., q],
                              decay=0.9) for q in range(3)]
@@ -151,14 +151,14 @@ class LevelStateTest(chex.TestCase):
 
   def test_dropped_levels_keep_their_state(self):
     z, codebooks = _batch()
-    initial = residual.ema_init_levels(codebooks)
+    initial = levels.ema_init_levels(codebooks)
 
     @jax.jit
     def update(z):
-      out = residual.residual_quantize(z, codebooks, active_levels=1)
+      out = residual.quantize(z, codebooks, active_levels=1)
       inputs = residual.residual_inputs(z, out.indices, codebooks)
-      return (residual.ema_update_levels(initial, inputs, out.indices),
-              residual.update_usage_levels(jnp.ones((3, 8)), out.indices, decay=0.5))
+      return (levels.ema_update_levels(initial, inputs, out.indices),
+              levels.update_usage_levels(jnp.ones((3, 8)), out.indices, decay=0.5))
 
     state, usage = update(z)
     assert not np.allclose(state.cluster_size[0], initial.cluster_size[0])
@@ -171,13 +171,13 @@ class LevelStateTest(chex.TestCase):
     key = jax.random.key(7)
 
     def step(z, axis_name=None):
-      out = residual.residual_quantize(z, codebooks)
+      out = residual.quantize(z, codebooks)
       inputs = residual.residual_inputs(z, out.indices, codebooks)
-      state = residual.ema_update_levels(residual.ema_init_levels(codebooks), inputs,
+      state = levels.ema_update_levels(levels.ema_init_levels(codebooks), inputs,
                                          out.indices, axis_name=axis_name)
-      state, dead = residual.restart_dead_codes_ema_levels(key, state, inputs, threshold=0.995,
+      state, dead = levels.restart_dead_codes_ema_levels(key, state, inputs, threshold=0.995,
                                                            axis_name=axis_name)
-      return state, dead, residual.level_metrics(out.indices, 8, axis_name=axis_name)
+      return state, dead, levels.level_metrics(out.indices, 8, axis_name=axis_name)
 
     pmapped = jax.pmap(lambda z: step(z, "batch"), axis_name="batch")(z)
     single = jax.jit(step)(z.reshape(-1, 4))
@@ -190,7 +190,7 @@ class LevelStateTest(chex.TestCase):
     z, codebooks = _batch()
     usage = jnp.ones((3, 8)).at[1, 2].set(0.0)
     inputs = jnp.stack([z, z + 100.0, z - 100.0], axis=-2)
-    new, dead = jax.jit(lambda *args: residual.restart_dead_codes_levels(*args, threshold=0.5))(
+    new, dead = jax.jit(lambda *args: levels.restart_dead_codes_levels(*args, threshold=0.5))(
         jax.random.key(0), codebooks, usage, inputs)
     np.testing.assert_array_equal(dead, usage < 0.5)
     chex.assert_trees_all_equal(new.at[1, 2].set(0.0), codebooks.at[1, 2].set(0.0))
@@ -198,7 +198,7 @@ class LevelStateTest(chex.TestCase):
 
   def test_level_metrics_ignore_dropped_levels(self):
     indices = jnp.array([[0, 1, -1], [0, 2, -1], [1, 3, -1], [1, 3, -1]])
-    result = jax.jit(residual.level_metrics, static_argnums=1)(indices, 4)
+    result = jax.jit(levels.level_metrics, static_argnums=1)(indices, 4)
     for q in range(2):
       chex.assert_trees_all_close(jax.tree.map(lambda x, q=q: x[q], result),
                                   metrics.codebook_metrics(indices[:, q], 4))
@@ -208,16 +208,16 @@ class LevelStateTest(chex.TestCase):
 def test_bad_inputs_raise():
   z, codebooks = _batch()
   with pytest.raises(ValueError, match="last dimension 5"):
-    residual.residual_quantize(jnp.zeros((3, 5)), codebooks)
+    residual.quantize(jnp.zeros((3, 5)), codebooks)
   with pytest.raises(ValueError, match="rank 3"):
-    residual.residual_quantize(z, codebooks[0])
+    residual.quantize(z, codebooks[0])
   with pytest.raises(ValueError, match="key"):
-    residual.residual_quantize(z, codebooks, dropout_levels=True)
+    residual.quantize(z, codebooks, dropout_levels=True)
   with pytest.raises(ValueError, match="active_levels is 4"):
-    residual.residual_quantize(z, codebooks, active_levels=4)
+    residual.quantize(z, codebooks, active_levels=4)
   with pytest.raises(ValueError, match="dim 10 is not divisible by groups=4; use"):
-    residual.split_groups(jnp.zeros((2, 10)), 4)
+    grouped.split_groups(jnp.zeros((2, 10)), 4)
   with pytest.raises(ValueError, match="last dimension 4"):
-    residual.grouped_quantize(z, jnp.zeros((2, 8, 3)))
+    grouped.quantize(z, jnp.zeros((2, 8, 3)))
   with pytest.raises(ValueError, match="indices have shape"):
-    residual.residual_lookup(jnp.zeros((5, 2), jnp.int32), codebooks)
+    residual.indices_to_codes(jnp.zeros((5, 2), jnp.int32), codebooks)

@@ -23,12 +23,12 @@ class NearestCodeTest(chex.TestCase):
     codebook = _random((codebook_size, 16), 1)
     search_fn = self.variant(lambda z, c: search.nearest_code_indices(z, c, block_size=block_size))
     np.testing.assert_array_equal(search_fn(z, codebook),
-                                  search.plain_nearest_code_indices(z, codebook))
+                                  search._plain_nearest_code_indices(z, codebook))
 
   def test_plain_search_is_the_argmin_of_squared_distances(self):
     z, codebook = _random((200, 8), 2), _random((50, 8), 3)
     expected = np.argmin(((np.asarray(z)[:, None] - np.asarray(codebook)[None]) ** 2).sum(-1), -1)
-    np.testing.assert_array_equal(search.plain_nearest_code_indices(z, codebook), expected)
+    np.testing.assert_array_equal(search._plain_nearest_code_indices(z, codebook), expected)
     chex.assert_trees_all_close(
         search.squared_distances(z, codebook),
         ((np.asarray(z)[:, None] - np.asarray(codebook)[None]) ** 2).sum(-1), atol=1e-4)
@@ -47,7 +47,7 @@ class NearestCodeTest(chex.TestCase):
     chex.assert_shape(indices, (2, 3, 5))
     assert indices.dtype == jnp.int32
     # The search runs in float32 on the bfloat16 values.
-    expected = search.plain_nearest_code_indices(z.astype(jnp.bfloat16).astype(jnp.float32), codebook)
+    expected = search._plain_nearest_code_indices(z.astype(jnp.bfloat16).astype(jnp.float32), codebook)
     np.testing.assert_array_equal(indices, expected)
 
   def test_ties_take_the_first_code(self):

@@ -1,8 +1,8 @@
-"""Tests for vqjax.quantizers.validation: errors name the problem and the fix."""
+"""Tests for vqjax.quantizers._validation: errors name the problem and the fix."""
 import jax.numpy as jnp
 import pytest
 
-from vqjax.quantizers import validation
+from vqjax.quantizers import _validation as validation
 
 
 def test_good_inputs_pass():

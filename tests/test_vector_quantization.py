@@ -36,7 +36,7 @@ class QuantizeTest(chex.TestCase):
     chex.assert_trees_all_close(out.quantized.astype(jnp.float32), expected,
                                 atol=tolerance, rtol=tolerance)
     np.testing.assert_array_equal(
-        out.indices, search.plain_nearest_code_indices(z, codebook, metric=metric))
+        out.indices, search._plain_nearest_code_indices(z, codebook, metric=metric))
 
   @chex.variants(with_jit=True, without_jit=True)
   def test_straight_through_gradient_is_the_identity_on_z(self):

@@ -2,12 +2,10 @@
 keyed by metric prefix ('' for one grid; 'top/' and 'bottom/' for a VQ-VAE-2)."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import flax.linen as nn
 
-from vqjax import nn as vqnn
 from vqjax.models.vqvae2 import VQVAE2, VQVAE2Output
 
 
@@ -26,9 +24,5 @@ def token_grids(output) -> dict[str, Any]:
 
 
 def codebook_size(quantizer: nn.Module) -> int:
-  """The number of codes one index of the quantizer can take."""
-  if isinstance(quantizer, vqnn.FSQ):
-    return math.prod(quantizer.levels)
-  if isinstance(quantizer, vqnn.LFQ):
-    return 2 ** quantizer.dim
-  return quantizer.codebook_size
+  """The number of codes one index of the quantizer can take (its `num_codes`)."""
+  return quantizer.num_codes

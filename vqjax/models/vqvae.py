@@ -2,22 +2,23 @@
 
     images -> Encoder -> 1x1 conv to embedding_dim -> quantizer -> Decoder -> reconstruction
 
-Any quantizer layer of `vqjax.nn` plugs in as the `quantizer` field, an unbound instance
-such as `VectorQuantizer(codebook_size=512, dim=64, ema_decay=0.99)`, called as
+Any quantizer layer that keeps the contract of `vqjax.nn.output` plugs in as the
+`quantizer` field, an unbound instance such as
+`VectorQuantizer(codebook_size=512, dim=64, ema_decay=0.99)`, called as
 `quantizer(z_e, train=train)`. embedding_dim is the number of channels the quantizer
-takes: its `dim` (VQ, residual, grouped, LFQ), len(levels) (FSQ), or codebook_size
-(Gumbel-softmax, whose input is logits); the decoder takes whatever the quantizer returns.
+takes, its `input_dim` (dim for VQ, residual, grouped and LFQ; len(levels) for FSQ;
+codebook_size for Gumbel-softmax, whose input is logits); the decoder takes whatever the
+quantizer returns.
 
 The quantizer searches in float32: z_e is cast to float32 whatever the compute `dtype`,
-and the reconstruction is returned in float32. The quantizer layers' outputs differ, so
-the model reports them uniformly in `VQVAEOutput`:
-  quantizer_losses  every field of the quantizer output named *_loss, weighted as the
-                    quantizer reports them (VQ: codebook_loss, commitment_loss times beta;
-                    LFQ: entropy_loss, commitment_loss, unweighted; Gumbel: kl_loss,
-                    unweighted; FSQ: none)
+and the reconstruction is returned in float32. `VQVAEOutput` reports the quantizer's
+`QuantizerOutput`:
+  quantizer_losses  its `losses`, weighted as the quantizer reports them (VQ:
+                    codebook_loss, commitment_loss times beta; LFQ: entropy_loss,
+                    commitment_loss, unweighted; Gumbel: kl_loss, unweighted; FSQ: none)
   quantizer_loss    their sum, a float32 scalar (0 for FSQ); reweigh in the train step
                     from quantizer_losses where the quantizer reports unweighted terms
-  metrics           the quantizer's usage metrics plus its other fields (LFQ's entropies)
+  metrics           its `metrics`: usage and diagnostics (e.g. LFQ's entropies)
 
 EMA codebooks and dead-code restarts update with train=True and 'quantizer_state' mutable,
 and draw keys from the 'quantizer' rng stream, as the quantizer layers document.
@@ -35,9 +36,7 @@ from flax.typing import Dtype
 from vqjax.models.layers import (Decoder, Encoder, check_architecture,
                                  check_downsample_factor, check_downsample_kernel,
                                  check_images)
-from vqjax.nn import FSQ, GumbelQuantizer, VectorQuantizer
-
-_NOT_TERMS = ("quantized", "indices", "metrics")
+from vqjax.nn import QuantizerOutput, VectorQuantizer
 
 
 class VQVAEOutput(NamedTuple):
@@ -59,32 +58,25 @@ class DecoderFeatures(NamedTuple):
 
 
 def check_quantizer(quantizer: nn.Module, embedding_dim: int, name: str = "quantizer") -> None:
-  """Checks that the quantizer takes embedding_dim channels (skipped for unknown layers)."""
-  if isinstance(quantizer, GumbelQuantizer):
-    dim, field = quantizer.codebook_size, "codebook_size"
-  elif isinstance(quantizer, FSQ):
-    dim, field = len(quantizer.levels), "len(levels)"
-  else:
-    dim, field = getattr(quantizer, "dim", None), "dim"
-  if isinstance(dim, int) and dim != embedding_dim:
+  """Checks that the quantizer takes embedding_dim channels, its `input_dim`."""
+  if not hasattr(quantizer, "input_dim"):
+    raise ValueError(
+        f"the {name} ({type(quantizer).__name__}) has no input_dim; a quantizer layer must "
+        "keep the contract of vqjax.nn.output (input_dim, num_codes, decode_indices, "
+        "__call__ -> QuantizerOutput)")
+  dim = quantizer.input_dim
+  field = getattr(quantizer, "input_dim_field", "input_dim")
+  if dim != embedding_dim:
     raise ValueError(
         f"embedding_dim is {embedding_dim} but the {name} ({type(quantizer).__name__}) takes "
         f"{dim} channels (its {field}); set embedding_dim={dim} or build the {name} with "
         f"{field} {embedding_dim}")
 
 
-def quantizer_terms(out, prefix: str = "") -> tuple[dict, dict]:
-  """Splits a quantizer layer's output into (loss terms, metrics), keys prefixed by prefix.
-
-  Loss terms are the fields named *_loss; metrics are out.metrics plus the other fields
-  (e.g. LFQ's per_sample_entropy and batch_entropy).
-  """
-  fields = out._asdict()
-  losses = {prefix + k: v for k, v in fields.items() if k.endswith("_loss")}
-  metrics = {prefix + k: v for k, v in fields["metrics"].items()}
-  metrics.update({prefix + k: v for k, v in fields.items()
-                  if k not in _NOT_TERMS and not k.endswith("_loss")})
-  return losses, metrics
+def quantizer_terms(out: QuantizerOutput, prefix: str = "") -> tuple[dict, dict]:
+  """A quantizer output's (losses, metrics), keys prefixed by prefix."""
+  return ({prefix + k: v for k, v in out.losses.items()},
+          {prefix + k: v for k, v in out.metrics.items()})
 
 
 def total_loss(losses: dict):

@@ -1,10 +1,11 @@
 """Flax linen layers over the pure quantizers, so that a model uses any quantizer as a layer.
 
 Each layer declares its variables, calls the pure functions of `vqjax.quantizers`, and
-returns their output fields plus `metrics`: codebook usage over the global batch on
-`axis_name` (perplexity, codes_used_fraction, dead_codes; for the residual and grouped
-layers, arrays with one entry per level or group). Every layer is called as
-`layer(x, train=...)` and has `decode_indices(indices)`.
+returns a `QuantizerOutput` (vqjax.nn.output): quantized, indices, `losses` (the pure
+output's loss terms) and `metrics`: codebook usage over the global batch on `axis_name`
+(perplexity, codes_used_fraction, dead_codes; for the residual and grouped layers, arrays
+with one entry per level or group). Every layer is called as `layer(x, train=...)`, has
+`input_dim`, `num_codes` and `decode_indices(indices)`, and is registered by name.
 
 Codebooks of VectorQuantizer, ResidualVectorQuantizer and GroupedVectorQuantizer, of
 shape [K, dim], or [L, K, d] with a leading level or group axis:
@@ -33,14 +34,16 @@ quantizer submodule from a method applied with mutable=True.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vqjax.quantizers import ema, initialization, metrics, residual, validation
-from vqjax.quantizers.vector_quantization import lookup, quantize
+from vqjax.nn.output import QuantizerOutput
+from vqjax.nn.registry import register_quantizer
+from vqjax.quantizers import (ema, grouped, initialization, levels, metrics, residual,
+                              vector_quantization)
+from vqjax.quantizers import _validation as validation
 
 STATE = "quantizer_state"
 RNG = "quantizer"
@@ -48,12 +51,11 @@ RNG = "quantizer"
 sg = jax.lax.stop_gradient
 
 
-class VQLayerOutput(NamedTuple):
-  quantized: jax.Array        # [..., dim], z's dtype, straight-through (or rotation) to z
-  indices: jax.Array          # int32 [...], or [..., levels] / [..., groups]; -1: dropped level
-  codebook_loss: jax.Array    # scalar float32 (residual: summed over levels; grouped: mean)
-  commitment_loss: jax.Array  # scalar float32, times beta
-  metrics: dict               # perplexity, codes_used_fraction, dead_codes
+def vq_output(out, usage: dict) -> QuantizerOutput:
+  """A QuantizerOutput from a pure `VQOutput` (residual: losses summed over levels;
+  grouped: averaged over groups) and usage metrics."""
+  losses = {"codebook_loss": out.codebook_loss, "commitment_loss": out.commitment_loss}
+  return QuantizerOutput(out.quantized, out.indices, losses, usage)
 
 
 def with_kmeans_codebook(layer: nn.Module, variables, z, key, *, iterations: int = 10):
@@ -84,7 +86,7 @@ def _check_config(layer) -> None:
 
 
 def _init_ema(codebooks) -> ema.EMACodebookState:
-  return ema.init(codebooks) if codebooks.ndim == 2 else residual.ema_init_levels(codebooks)
+  return ema.init(codebooks) if codebooks.ndim == 2 else levels.ema_init_levels(codebooks)
 
 
 def _declare_codebooks(layer, shape: tuple[int, ...]) -> None:
@@ -166,19 +168,19 @@ def _update_state(layer, inputs, indices, *, stacked: bool) -> None:
   threshold, axis_name = layer.dead_code_threshold, layer.axis_name
   if layer.ema_decay is not None:
     state = ema.EMACodebookState(*(read(STATE, name) for name in ema.EMACodebookState._fields))
-    state = residual.ema_update_levels(state, inputs, indices, decay=layer.ema_decay,
+    state = levels.ema_update_levels(state, inputs, indices, decay=layer.ema_decay,
                                        epsilon=layer.epsilon, axis_name=axis_name)
     if threshold > 0:
-      state, _ = residual.restart_dead_codes_ema_levels(
+      state, _ = levels.restart_dead_codes_ema_levels(
           _shared_rng(layer, "dead-code restart"), state, inputs, threshold=threshold,
           axis_name=axis_name)
     for name, value in state._asdict().items():
       write(name, value)
   elif threshold > 0:
-    usage = residual.update_usage_levels(read(STATE, "usage"), indices,
+    usage = levels.update_usage_levels(read(STATE, "usage"), indices,
                                          decay=layer.usage_decay, axis_name=axis_name)
     learned, offset = sg(read("params", "codebook")), read(STATE, "codebook_offset")
-    codebooks, dead = residual.restart_dead_codes_levels(
+    codebooks, dead = levels.restart_dead_codes_levels(
         _shared_rng(layer, "dead-code restart"), learned + offset, usage, inputs,
         threshold=threshold, axis_name=axis_name)
     write("codebook_offset", jnp.where(dead[..., None], codebooks - learned, offset))
@@ -187,10 +189,12 @@ def _update_state(layer, inputs, indices, *, stacked: bool) -> None:
 
 # The VQ layers.
 
+@register_quantizer("vq")
 class VectorQuantizer(nn.Module):
-  """VQ-VAE quantizer over `quantize`: one codebook [codebook_size, dim].
+  """VQ-VAE quantizer over `vector_quantization.quantize`: one codebook [codebook_size, dim].
 
-  `__call__(z, *, train)` -> VQLayerOutput with scalar metrics. codebook_init_scale: the
+  `__call__(z, *, train)` -> QuantizerOutput with losses codebook_loss and commitment_loss
+  (times beta) and scalar metrics. codebook_init_scale: the
   range of the uniform initial codes (None: 1 / codebook_size).
   """
   codebook_size: int
@@ -209,18 +213,28 @@ class VectorQuantizer(nn.Module):
     _check_config(self)
     _declare_codebooks(self, (self.codebook_size, self.dim))
 
-  def __call__(self, z, *, train: bool) -> VQLayerOutput:
+  input_dim_field = "dim"
+
+  @property
+  def input_dim(self) -> int:
+    return self.dim
+
+  @property
+  def num_codes(self) -> int:
+    return self.codebook_size
+
+  def __call__(self, z, *, train: bool) -> QuantizerOutput:
     validation.check_vectors(z, self.dim)
-    out = quantize(z, _codebooks(self), beta=self.beta, metric=self.metric,
-                   estimator=self.estimator)
+    out = vector_quantization.quantize(z, _codebooks(self), beta=self.beta, metric=self.metric,
+                                       estimator=self.estimator)
     if _updates_state(self, train):
       _update_state(self, z[..., None, :], out.indices[..., None], stacked=False)
     usage = metrics.codebook_metrics(out.indices, self.codebook_size, axis_name=self.axis_name)
-    return VQLayerOutput(*out, usage)
+    return vq_output(out, usage)
 
   def decode_indices(self, indices):
     """int32 indices [...] -> float32 code vectors [..., dim]."""
-    return lookup(indices, _codebooks(self), metric=self.metric)
+    return vector_quantization.indices_to_codes(indices, _codebooks(self), metric=self.metric)
 
   def kmeans_initialize(self, z, key, *, iterations: int = 10):
     """Sets the codebook to k-means of z (apply with mutable=True; see with_kmeans_codebook)."""
@@ -228,10 +242,11 @@ class VectorQuantizer(nn.Module):
         key, z, self.codebook_size, iterations=iterations, axis_name=self.axis_name))
 
 
+@register_quantizer("residual")
 class ResidualVectorQuantizer(nn.Module):
-  """Residual VQ over `residual.residual_quantize`: codebooks [levels, codebook_size, dim].
+  """Residual VQ over `residual.quantize`: codebooks [levels, codebook_size, dim].
 
-  `__call__(z, *, train, active_levels=None)` -> VQLayerOutput with indices [..., levels],
+  `__call__(z, *, train, active_levels=None)` -> QuantizerOutput with indices [..., levels],
   losses summed over levels and metrics of shape [levels]. dropout_levels: with train=True
   and no active_levels, quantizer dropout (the number of levels drawn once per call from
   the 'quantizer' rng stream; dropped levels have index -1). active_levels (int in
@@ -257,36 +272,48 @@ class ResidualVectorQuantizer(nn.Module):
       raise ValueError(f"levels is {self.levels}; residual VQ needs at least one level")
     _declare_codebooks(self, (self.levels, self.codebook_size, self.dim))
 
-  def __call__(self, z, *, train: bool, active_levels=None) -> VQLayerOutput:
+  input_dim_field = "dim"
+
+  @property
+  def input_dim(self) -> int:
+    return self.dim
+
+  @property
+  def num_codes(self) -> int:
+    return self.codebook_size
+
+  def __call__(self, z, *, train: bool, active_levels=None) -> QuantizerOutput:
     validation.check_vectors(z, self.dim)
     codebooks = _codebooks(self)
     dropout = train and self.dropout_levels and active_levels is None
-    out = residual.residual_quantize(
+    out = residual.quantize(
         z, codebooks, beta=self.beta, metric=self.metric, estimator=self.estimator,
         key=_shared_rng(self, "quantizer dropout") if dropout else None,
         dropout_levels=dropout, active_levels=active_levels)
     if _updates_state(self, train):
       inputs = residual.residual_inputs(z, out.indices, codebooks, metric=self.metric)
       _update_state(self, inputs, out.indices, stacked=True)
-    usage = residual.level_metrics(out.indices, self.codebook_size, axis_name=self.axis_name)
-    return VQLayerOutput(*out, usage)
+    usage = residual.codebook_metrics(out.indices, self.codebook_size,
+                                      axis_name=self.axis_name)
+    return vq_output(out, usage)
 
   def decode_indices(self, indices):
     """int32 indices [..., levels] -> float32 vectors [..., dim]; levels of -1 add nothing."""
-    return residual.residual_lookup(indices, _codebooks(self), metric=self.metric)
+    return residual.indices_to_codes(indices, _codebooks(self), metric=self.metric)
 
   def kmeans_initialize(self, z, key, *, iterations: int = 10):
     """Sets the codebooks by k-means, level by level, on the residuals of z (mutable=True)."""
-    _write_codebooks(self, residual.residual_kmeans_codebooks(
+    _write_codebooks(self, residual.kmeans_codebooks(
         key, z, self.levels, self.codebook_size, iterations=iterations,
         axis_name=self.axis_name))
 
 
+@register_quantizer("grouped")
 class GroupedVectorQuantizer(nn.Module):
-  """Grouped (product) VQ over `residual.grouped_quantize`: dim split into `groups` equal
-  parts, codebooks [groups, codebook_size, dim / groups].
+  """Grouped (product) VQ over `grouped.quantize`: dim split into `groups` equal parts,
+  codebooks [groups, codebook_size, dim / groups].
 
-  `__call__(z, *, train)` -> VQLayerOutput with indices [..., groups], losses averaged
+  `__call__(z, *, train)` -> QuantizerOutput with indices [..., groups], losses averaged
   over groups and metrics of shape [groups].
   """
   groups: int
@@ -304,24 +331,34 @@ class GroupedVectorQuantizer(nn.Module):
 
   def setup(self):
     _check_config(self)
-    residual.check_groups(self.dim, self.groups)
+    grouped.check_groups(self.dim, self.groups)
     _declare_codebooks(self, (self.groups, self.codebook_size, self.dim // self.groups))
 
-  def __call__(self, z, *, train: bool) -> VQLayerOutput:
+  input_dim_field = "dim"
+
+  @property
+  def input_dim(self) -> int:
+    return self.dim
+
+  @property
+  def num_codes(self) -> int:
+    return self.codebook_size
+
+  def __call__(self, z, *, train: bool) -> QuantizerOutput:
     validation.check_vectors(z, self.dim)
-    out = residual.grouped_quantize(z, _codebooks(self), beta=self.beta, metric=self.metric,
-                                    estimator=self.estimator)
+    out = grouped.quantize(z, _codebooks(self), beta=self.beta, metric=self.metric,
+                           estimator=self.estimator)
     if _updates_state(self, train):
-      _update_state(self, residual.split_groups(z, self.groups), out.indices, stacked=True)
-    usage = residual.level_metrics(out.indices, self.codebook_size, axis_name=self.axis_name)
-    return VQLayerOutput(*out, usage)
+      _update_state(self, grouped.split_groups(z, self.groups), out.indices, stacked=True)
+    usage = grouped.codebook_metrics(out.indices, self.codebook_size, axis_name=self.axis_name)
+    return vq_output(out, usage)
 
   def decode_indices(self, indices):
     """int32 indices [..., groups] -> float32 vectors [..., dim]."""
-    return residual.grouped_lookup(indices, _codebooks(self), metric=self.metric)
+    return grouped.indices_to_codes(indices, _codebooks(self), metric=self.metric)
 
   def kmeans_initialize(self, z, key, *, iterations: int = 10):
     """Sets each group's codebook by k-means on that group of z (apply with mutable=True)."""
-    _write_codebooks(self, residual.grouped_kmeans_codebooks(
+    _write_codebooks(self, grouped.kmeans_codebooks(
         key, z, self.groups, self.codebook_size, iterations=iterations,
         axis_name=self.axis_name))

@@ -9,12 +9,14 @@ the same codebook: the one a single device would compute on the concatenated bat
 """
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from vqjax.quantizers import validation
+from vqjax.quantizers import _validation as validation
 
 
 class EMACodebookState(NamedTuple):
@@ -23,14 +25,15 @@ class EMACodebookState(NamedTuple):
   embed_sum: jax.Array     # [K, dim] m_i
 
 
-def init(codebook) -> EMACodebookState:
+def init(codebook: jax.Array) -> EMACodebookState:
   """EMA state around an initial codebook: N_i = 1 and m_i = e_i, so that e_i = m_i / N_i."""
   validation.check_codebook(codebook)
   codebook = jnp.asarray(codebook, jnp.float32)
   return EMACodebookState(codebook, jnp.ones(codebook.shape[0], jnp.float32), codebook)
 
 
-def assignment_statistics(z, indices, codebook_size: int, *, axis_name=None):
+def assignment_statistics(z: jax.Array, indices: jax.Array, codebook_size: int, *,
+                          axis_name: Hashable | None = None) -> tuple[jax.Array, jax.Array]:
   """(n_i [K], sum of the z assigned to i [K, dim]) in float32, psummed over axis_name."""
   validation.check_indices(indices)
   flat = jax.lax.stop_gradient(z).reshape(-1, z.shape[-1]).astype(jnp.float32)
@@ -46,8 +49,9 @@ def assignment_statistics(z, indices, codebook_size: int, *, axis_name=None):
   return counts, sums
 
 
-def update(state: EMACodebookState, z, indices, *, decay: float = 0.99,
-           epsilon: float = 1e-5, axis_name=None) -> EMACodebookState:
+def update(state: EMACodebookState, z: jax.Array, indices: jax.Array, *,
+           decay: float = 0.99, epsilon: float = 1e-5,
+           axis_name: Hashable | None = None) -> EMACodebookState:
   """One EMA step from encoder outputs z [..., dim] and their code indices [...]."""
   if not 0.0 <= decay < 1.0:
     raise ValueError(f"decay is {decay}; it must be in [0, 1) (0.99 is usual)")
@@ -60,7 +64,8 @@ def update(state: EMACodebookState, z, indices, *, decay: float = 0.99,
                           cluster_size, embed_sum)
 
 
-def codebook_from_statistics(cluster_size, embed_sum, epsilon: float = 1e-5):
+def codebook_from_statistics(cluster_size: jax.Array, embed_sum: jax.Array,
+                             epsilon: float = 1e-5) -> jax.Array:
   """e_i = m_i / N~_i with Laplace-smoothed counts, so unused codes never divide by zero."""
   total = jnp.sum(cluster_size)
   smoothed = (cluster_size + epsilon) / (total + cluster_size.shape[0] * epsilon) * total

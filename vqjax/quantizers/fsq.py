@@ -13,18 +13,20 @@ writes tan, which is close for large L). For L = 2, offset / half_l > 1 has no a
 
 The codebook is implicit: the prod(levels) grid points, with no parameters and no
 auxiliary losses. Codes and indices convert exactly in both directions. Levels are
-Python ints (static under jit).
+Python ints (static under jit). The family's verbs: `quantize`, `indices_to_codes`,
+`codebook_metrics`.
 """
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from collections.abc import Hashable, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from vqjax.quantizers import validation
-from vqjax.quantizers.metrics import codebook_metrics
+from vqjax.quantizers import _validation as validation
+from vqjax.quantizers.metrics import codebook_metrics as _codebook_metrics
 
 # Keeps tanh's range strictly inside the outermost rounding bins, as in the paper's code.
 BOUND_EPS = 1e-3
@@ -63,7 +65,7 @@ def codebook_size(levels: Sequence[int]) -> int:
   return math.prod(check_levels(levels))
 
 
-def _check_channels(x, levels: tuple[int, ...], name: str) -> None:
+def _check_channels(x: jax.Array, levels: tuple[int, ...], name: str) -> None:
   validation.check_vectors(x, name=name)
   if x.shape[-1] != len(levels):
     raise ValueError(
@@ -80,7 +82,7 @@ def _basis(levels: tuple[int, ...]):
   return jnp.asarray([math.prod(levels[:c]) for c in range(len(levels))], jnp.int32)
 
 
-def bound(z, levels: Sequence[int]):
+def bound(z: jax.Array, levels: Sequence[int]) -> jax.Array:
   """Squashes z [..., len(levels)] so that rounding gives L_c values per channel; float32."""
   levels = check_levels(levels)
   _check_channels(z, levels, "z")
@@ -92,13 +94,13 @@ def bound(z, levels: Sequence[int]):
   return jnp.tanh(z.astype(jnp.float32) + shift) * half_l - offset
 
 
-def round_ste(x):
+def round_ste(x: jax.Array) -> jax.Array:
   """round(x) forward, identity gradient; written round(x) + (x - sg(x)) so the forward
   value is exactly an integer (x + sg(round(x) - x) can be off by an ulp)."""
   return jnp.round(x) + (x - sg(x))
 
 
-def codes_to_indices(codes, levels: Sequence[int]):
+def codes_to_indices(codes: jax.Array, levels: Sequence[int]) -> jax.Array:
   """Code vectors [..., len(levels)] with values on the FSQ grid -> int32 indices [...]."""
   levels = check_levels(levels)
   _check_channels(codes, levels, "codes")
@@ -108,7 +110,7 @@ def codes_to_indices(codes, levels: Sequence[int]):
   return jnp.sum(digits * _basis(levels), axis=-1)
 
 
-def indices_to_codes(indices, levels: Sequence[int]):
+def indices_to_codes(indices: jax.Array, levels: Sequence[int]) -> jax.Array:
   """int32 indices [...] -> float32 code vectors [..., len(levels)] in [-1, 1]."""
   levels = check_levels(levels)
   validation.check_indices(indices)
@@ -118,12 +120,12 @@ def indices_to_codes(indices, levels: Sequence[int]):
   return (digits.astype(jnp.float32) - half_width) / half_width
 
 
-def codebook(levels: Sequence[int]):
+def codebook(levels: Sequence[int]) -> jax.Array:
   """All prod(levels) codes in index order: float32 [prod(levels), len(levels)]."""
   return indices_to_codes(jnp.arange(codebook_size(levels), dtype=jnp.int32), levels)
 
 
-def quantize(z, levels: Sequence[int]) -> FSQOutput:
+def quantize(z: jax.Array, levels: Sequence[int]) -> FSQOutput:
   """Rounds every vector of z [..., len(levels)] to the FSQ grid.
 
   The gradient to z is that of the bounding tanh (rounding is straight-through). Math is
@@ -135,6 +137,7 @@ def quantize(z, levels: Sequence[int]) -> FSQOutput:
   return FSQOutput(codes.astype(z.dtype), codes_to_indices(codes, levels))
 
 
-def metrics(indices, levels: Sequence[int], *, axis_name=None):
+def codebook_metrics(indices: jax.Array, levels: Sequence[int], *,
+                     axis_name: Hashable | None = None) -> dict[str, jax.Array]:
   """Codebook usage (perplexity, codes_used_fraction, dead_codes) over the global batch."""
-  return codebook_metrics(indices, codebook_size(levels), axis_name=axis_name)
+  return _codebook_metrics(indices, codebook_size(levels), axis_name=axis_name)

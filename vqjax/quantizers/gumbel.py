@@ -11,7 +11,8 @@ With key=None there is no noise (evaluation): the code is argmax(logits). `indic
 code that was picked, argmax(logits + g), so that hard samples satisfy
 quantized == codebook[indices]; without noise that is argmax(logits). Under pmap, give
 every device its own key (e.g. fold in `jax.lax.axis_index`). Math is float32;
-`quantized` has the logits' dtype. The KL is unweighted (taming uses 5e-4).
+`quantized` has the logits' dtype. The KL is unweighted (taming uses 5e-4). The family's
+verbs: `quantize`, `indices_to_codes`, `codebook_metrics`.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from vqjax.quantizers import validation, vector_quantization
-from vqjax.quantizers.metrics import codebook_metrics
+from vqjax.quantizers import vector_quantization
+from vqjax.quantizers import _validation as validation
+from vqjax.quantizers.metrics import codebook_metrics  # the family's metrics verb
 
 sg = jax.lax.stop_gradient
 
@@ -32,7 +34,7 @@ class GumbelOutput(NamedTuple):
   kl_loss: jax.Array    # scalar float32, KL(softmax(logits) || uniform), mean over positions
 
 
-def kl_to_uniform(logits):
+def kl_to_uniform(logits: jax.Array) -> jax.Array:
   """mean over positions of KL(softmax(logits) || uniform over K); float32 scalar, nats."""
   validation.check_vectors(logits, name="logits")
   log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
@@ -41,7 +43,9 @@ def kl_to_uniform(logits):
   return jnp.mean(kl)
 
 
-def sample_one_hot(logits, *, key=None, temperature: float = 1.0, hard: bool = True):
+def sample_one_hot(logits: jax.Array, *, key: jax.Array | None = None,
+                   temperature: float | jax.Array = 1.0,
+                   hard: bool = True) -> tuple[jax.Array, jax.Array]:
   """(relaxed one-hot [..., K] float32, int32 indices [...]) from logits [..., K].
 
   hard=True: exactly one-hot forward, gradient of the relaxed sample. key=None: no noise.
@@ -61,8 +65,8 @@ def sample_one_hot(logits, *, key=None, temperature: float = 1.0, hard: bool = T
   return jax.nn.one_hot(indices, logits.shape[-1], dtype=jnp.float32) + (soft - sg(soft)), indices
 
 
-def quantize(logits, codebook, *, key=None, temperature: float = 1.0,
-             hard: bool = True) -> GumbelOutput:
+def quantize(logits: jax.Array, codebook: jax.Array, *, key: jax.Array | None = None,
+             temperature: float | jax.Array = 1.0, hard: bool = True) -> GumbelOutput:
   """Picks a code for every logit vector of logits [..., K] from codebook [K, dim].
 
   With hard=False `quantized` is the soft mixture of codes and `indices` its argmax.
@@ -79,11 +83,6 @@ def quantize(logits, codebook, *, key=None, temperature: float = 1.0,
   return GumbelOutput(quantized.astype(logits.dtype), indices, kl_to_uniform(logits))
 
 
-def indices_to_codes(indices, codebook):
+def indices_to_codes(indices: jax.Array, codebook: jax.Array) -> jax.Array:
   """Code vectors for integer indices [...] -> [..., dim]."""
-  return vector_quantization.lookup(indices, codebook)
-
-
-def metrics(indices, codebook, *, axis_name=None):
-  """Codebook usage (perplexity, codes_used_fraction, dead_codes) over the global batch."""
-  return codebook_metrics(indices, codebook.shape[0], axis_name=axis_name)
+  return vector_quantization.indices_to_codes(indices, codebook)

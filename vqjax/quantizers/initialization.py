@@ -6,14 +6,17 @@ device would get from the concatenated batch).
 """
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import jax
 import jax.numpy as jnp
 
-from vqjax.quantizers import ema, search, validation
+from vqjax.quantizers import ema, search
+from vqjax.quantizers import _validation as validation
 
 
-def random_codebook(key, codebook_size: int, dim: int, *, scale: float | None = None,
-                    dtype=jnp.float32):
+def random_codebook(key: jax.Array, codebook_size: int, dim: int, *,
+                    scale: float | None = None, dtype: jnp.dtype = jnp.float32) -> jax.Array:
   """Uniform codes in [-scale, scale] (default 1/codebook_size, as in the VQ-VAE code)."""
   validation.check_codebook_size(codebook_size)
   if dim < 1:
@@ -22,7 +25,7 @@ def random_codebook(key, codebook_size: int, dim: int, *, scale: float | None = 
   return jax.random.uniform(key, (codebook_size, dim), dtype, -scale, scale)
 
 
-def kmeans_plus_plus(key, points, codebook_size: int):
+def kmeans_plus_plus(key: jax.Array, points: jax.Array, codebook_size: int) -> jax.Array:
   """k-means++ seeding of `codebook_size` centres from points [N, dim] (float32)."""
   count = points.shape[0]
   first_key, rest_key = jax.random.split(key)
@@ -43,7 +46,8 @@ def kmeans_plus_plus(key, points, codebook_size: int):
   return centres
 
 
-def kmeans_codebook(key, z, codebook_size: int, *, iterations: int = 10, axis_name=None):
+def kmeans_codebook(key: jax.Array, z: jax.Array, codebook_size: int, *,
+                    iterations: int = 10, axis_name: Hashable | None = None) -> jax.Array:
   """A [codebook_size, dim] codebook by k-means++ seeding and `iterations` Lloyd steps.
 
   z [..., dim] is a batch of encoder outputs (this device's share under pmap). Jit-safe:

@@ -21,17 +21,19 @@ of two ways:
 The batch average is taken over the global batch (pmean over `axis_name`), and all returned
 losses are global means, so 4 devices report the losses of the concatenated batch on one.
 The losses are unweighted; weigh them in the train step (MAGVIT-v2 uses 0.1 for the
-entropy loss and 0.25 for the commitment loss).
+entropy loss and 0.25 for the commitment loss). The family's verbs: `quantize`,
+`indices_to_codes`, `codebook_metrics`.
 """
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from vqjax.quantizers import validation
-from vqjax.quantizers.metrics import codebook_metrics
+from vqjax.quantizers import _validation as validation
+from vqjax.quantizers.metrics import codebook_metrics as _codebook_metrics
 
 ENTROPIES = ("exact", "factorized")
 MAX_DIM = 31        # indices are int32
@@ -65,7 +67,7 @@ def _bit_values(dim: int):
   return jnp.left_shift(jnp.int32(1), jnp.arange(dim, dtype=jnp.int32))
 
 
-def codes_to_indices(codes):
+def codes_to_indices(codes: jax.Array) -> jax.Array:
   """Code vectors [..., dim] -> int32 indices [...]: bit i is set where codes[..., i] > 0."""
   validation.check_vectors(codes, name="codes")
   _check_dim(codes.shape[-1])
@@ -73,7 +75,7 @@ def codes_to_indices(codes):
   return jnp.sum(bits * _bit_values(codes.shape[-1]), axis=-1)
 
 
-def indices_to_codes(indices, dim: int, *, scale: float = 1.0):
+def indices_to_codes(indices: jax.Array, dim: int, *, scale: float = 1.0) -> jax.Array:
   """int32 indices [...] -> float32 codes [..., dim] with values +-scale."""
   _check_dim(dim)
   validation.check_indices(indices)
@@ -81,7 +83,7 @@ def indices_to_codes(indices, dim: int, *, scale: float = 1.0):
   return jnp.where(bits > 0, scale, -scale).astype(jnp.float32)
 
 
-def codebook(dim: int, *, scale: float = 1.0):
+def codebook(dim: int, *, scale: float = 1.0) -> jax.Array:
   """All 2^dim codes in index order: float32 [2^dim, dim]."""
   return indices_to_codes(jnp.arange(codebook_size(dim), dtype=jnp.int32), dim, scale=scale)
 
@@ -129,9 +131,9 @@ def _mean_code_probabilities(logits, block_size: int):
   return total / count
 
 
-def quantize(z, *, scale: float = 1.0, inverse_temperature: float = 100.0,
+def quantize(z: jax.Array, *, scale: float = 1.0, inverse_temperature: float = 100.0,
              diversity_weight: float = 1.0, entropy: str = "exact", block_size: int = 256,
-             axis_name=None) -> LFQOutput:
+             axis_name: Hashable | None = None) -> LFQOutput:
   """Quantizes every vector of z [..., dim] to the signs of its channels (times `scale`).
 
   Math is float32; `quantized` has z's dtype. `axis_name` names the pmap/shard_map axis
@@ -175,6 +177,7 @@ def quantize(z, *, scale: float = 1.0, inverse_temperature: float = 100.0,
                    per_sample_entropy, batch_entropy)
 
 
-def metrics(indices, dim: int, *, axis_name=None):
+def codebook_metrics(indices: jax.Array, dim: int, *,
+                     axis_name: Hashable | None = None) -> dict[str, jax.Array]:
   """Codebook usage (perplexity, codes_used_fraction, dead_codes) over the global batch."""
-  return codebook_metrics(indices, codebook_size(dim), axis_name=axis_name)
+  return _codebook_metrics(indices, codebook_size(dim), axis_name=axis_name)

@@ -1,13 +1,16 @@
 """Codebook usage over the global batch: counts, perplexity, used and dead codes."""
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import jax
 import jax.numpy as jnp
 
-from vqjax.quantizers import validation
+from vqjax.quantizers import _validation as validation
 
 
-def code_counts(indices, codebook_size: int, *, axis_name=None):
+def code_counts(indices: jax.Array, codebook_size: int, *,
+                axis_name: Hashable | None = None) -> jax.Array:
   """How often each code appears in `indices` [...], summed over `axis_name`; float32 [K]."""
   validation.check_indices(indices)
   validation.check_codebook_size(codebook_size)
@@ -15,7 +18,7 @@ def code_counts(indices, codebook_size: int, *, axis_name=None):
   return counts if axis_name is None else jax.lax.psum(counts, axis_name)
 
 
-def metrics_from_counts(counts):
+def metrics_from_counts(counts: jax.Array) -> dict[str, jax.Array]:
   """perplexity, codes_used_fraction and dead_codes (codes unused in the batch) from counts [K]."""
   probs = counts / jnp.maximum(jnp.sum(counts), 1.0)
   entropy = -jnp.sum(jnp.where(probs > 0, probs * jnp.log(jnp.where(probs > 0, probs, 1.0)), 0.0))
@@ -27,7 +30,8 @@ def metrics_from_counts(counts):
   }
 
 
-def codebook_metrics(indices, codebook_size: int, *, axis_name=None):
+def codebook_metrics(indices: jax.Array, codebook_size: int, *,
+                     axis_name: Hashable | None = None) -> dict[str, jax.Array]:
   """Usage metrics of one codebook over the global batch (all devices on `axis_name`).
 
   Returns a dict: `perplexity` (exp of the entropy of code frequencies; K when all codes

@@ -8,19 +8,24 @@ without gathering the whole batch.
 """
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import jax
 import jax.numpy as jnp
 
-from vqjax.quantizers import ema, metrics, validation
+from vqjax.quantizers import ema, metrics
+from vqjax.quantizers import _validation as validation
 
 
-def update_usage(usage, indices, *, decay: float = 0.99, axis_name=None):
+def update_usage(usage: jax.Array, indices: jax.Array, *, decay: float = 0.99,
+                 axis_name: Hashable | None = None) -> jax.Array:
   """Exponential moving average of per-code counts over global batches; float32 [K]."""
   counts = metrics.code_counts(indices, usage.shape[0], axis_name=axis_name)
   return decay * usage + (1.0 - decay) * counts
 
 
-def sample_global_rows(key, z, count: int, *, axis_name=None):
+def sample_global_rows(key: jax.Array, z: jax.Array, count: int, *,
+                       axis_name: Hashable | None = None) -> jax.Array:
   """`count` rows drawn uniformly (with replacement) from the global batch of z [..., dim].
 
   Identical on every replica and equal to drawing from the concatenated batch on one device.
@@ -38,7 +43,9 @@ def sample_global_rows(key, z, count: int, *, axis_name=None):
   return rows if axis_name is None else jax.lax.psum(rows, axis_name)
 
 
-def restart_dead_codes(key, codebook, usage, z, *, threshold: float, axis_name=None):
+def restart_dead_codes(key: jax.Array, codebook: jax.Array, usage: jax.Array, z: jax.Array,
+                       *, threshold: float,
+                       axis_name: Hashable | None = None) -> tuple[jax.Array, jax.Array]:
   """Replaces codes with usage < threshold by encoder outputs from the global batch.
 
   Returns (codebook, dead): the new [K, dim] codebook and the bool [K] mask of restarted
@@ -52,8 +59,9 @@ def restart_dead_codes(key, codebook, usage, z, *, threshold: float, axis_name=N
   return jnp.where(dead[:, None], fresh.astype(codebook.dtype), codebook), dead
 
 
-def restart_dead_codes_ema(key, state: ema.EMACodebookState, z, *, threshold: float,
-                           axis_name=None) -> tuple[ema.EMACodebookState, jax.Array]:
+def restart_dead_codes_ema(key: jax.Array, state: ema.EMACodebookState, z: jax.Array, *,
+                           threshold: float, axis_name: Hashable | None = None
+                           ) -> tuple[ema.EMACodebookState, jax.Array]:
   """Dead-code restart for an EMA codebook, whose usage is its count N_i.
 
   A restarted code gets N_i = threshold and m_i = N_i e_i, consistent statistics for its

@@ -17,7 +17,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from vqjax.quantizers import validation
+from vqjax.quantizers import _validation as validation
 
 METRICS = ("l2", "cosine")
 # Codes reduced together in the first stage: wide enough for vector units, small enough
@@ -25,11 +25,11 @@ METRICS = ("l2", "cosine")
 GROUP_SIZE = 64
 
 
-def l2_normalize(x, axis: int = -1, eps: float = 1e-12):
+def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-12) -> jax.Array:
   return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=axis, keepdims=True), eps))
 
 
-def squared_distances(z, codebook):
+def squared_distances(z: jax.Array, codebook: jax.Array) -> jax.Array:
   """|z - e|^2 for every input vector and code: [..., dim] x [K, dim] -> [..., K] float32."""
   z = z.astype(jnp.float32)
   codebook = codebook.astype(jnp.float32)
@@ -49,7 +49,8 @@ def _search_space(z, codebook, metric: str):
   return flat, codes, -0.5 * jnp.sum(codes * codes, axis=-1)
 
 
-def plain_nearest_code_indices(z, codebook, *, metric: str = "l2"):
+def _plain_nearest_code_indices(z: jax.Array, codebook: jax.Array, *,
+                                metric: str = "l2") -> jax.Array:
   """Reference search: one [N, K] score matrix and an argmax. Returns int32 [...]."""
   flat, codes, offsets = _search_space(z, codebook, metric)
   scores = flat @ codes.T + offsets
@@ -66,12 +67,13 @@ def _block_argmax(scores, group_size: int):
 
 
 @functools.partial(jax.jit, static_argnames=("metric", "block_size"))
-def nearest_code_indices(z, codebook, *, metric: str = "l2", block_size: int = 256):
+def nearest_code_indices(z: jax.Array, codebook: jax.Array, *, metric: str = "l2",
+                         block_size: int = 256) -> jax.Array:
   """Index of the nearest code for every vector of z [..., dim]; int32 [...].
 
   Memory-bounded: holds one [block_size, K] tile of scores at a time, so 65,536 inputs
   against 65,536 codes need a 64 MB tile instead of a 16 GB matrix. Returns the same
-  indices as `plain_nearest_code_indices` (first index on exact ties).
+  indices as `_plain_nearest_code_indices` (first index on exact ties).
   """
   if block_size < 1:
     raise ValueError(f"block_size is {block_size}; it must be at least 1")

@@ -5,7 +5,8 @@
 config.model holds `name` ('vqvae', 'vqvae2' or 'vqgan'), the model's own fields (e.g.
 image_channels, embedding_dim, hidden_channels, downsample_factor; VQGAN: channels,
 channel_multipliers, attention_resolutions, ...; dtype as 'float32' or 'bfloat16') and
-`quantizer`: a `name` from QUANTIZERS plus that layer's fields (codebook_size, dim, beta,
+`quantizer`: a `name` from QUANTIZERS (vqjax.nn.QUANTIZER_LAYERS: every layer registered
+with `vqjax.nn.register_quantizer`) plus that layer's fields (codebook_size, dim, beta,
 ema_decay, ...). VQ-VAE-2 gets two quantizers built from the same fields. Models and
 layers never see the config.
 
@@ -32,14 +33,7 @@ from vqjax import nn as vqnn
 
 MODELS = {"vqvae": models.VQVAE, "vqvae2": models.VQVAE2, "vqgan": models.VQGAN}
 DISCRIMINATORS = {"patchgan": models.PatchGANDiscriminator}
-QUANTIZERS = {
-    "vq": vqnn.VectorQuantizer,
-    "residual": vqnn.ResidualVectorQuantizer,
-    "grouped": vqnn.GroupedVectorQuantizer,
-    "fsq": vqnn.FSQ,
-    "lfq": vqnn.LFQ,
-    "gumbel": vqnn.GumbelQuantizer,
-}
+QUANTIZERS = vqnn.QUANTIZER_LAYERS  # the registry itself: layers registered later appear
 PRIORS = {"transformer": models.TransformerPrior, "pixelcnn": models.GatedPixelCNN}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 _NOT_CONFIGURABLE = ("parent", "name", "axis_name", "param_dtype")
