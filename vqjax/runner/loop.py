@@ -35,7 +35,9 @@ def train_and_evaluate(task: Task, workdir: str) -> dict | None:
   preempted."""
   workdir = workdir_lib.absolute_path(workdir)  # local, or gs://... shared by a pod
   with training_run(task, workdir) as (checkpoints, writer):
-    state = checkpoints.restore_latest(task.abstract_state)
+    state = checkpoints.restore_latest(task.abstract_state)  # refuses another config's
+    if jax.process_index() == 0:  # only once the checkpoints are known to be this config's
+      workdir_lib.save_config(task.config, workdir)
     start_step = 0 if state is None else int(state.step)
     batches = task.train_batches(start_step)
     if state is None:
@@ -53,13 +55,11 @@ def train_and_evaluate(task: Task, workdir: str) -> dict | None:
 
 @contextlib.contextmanager
 def training_run(task: Task, workdir: str):
-  """Opens a training workdir: saves the config (the lead process), yields (checkpoints,
-  TensorBoard writer); on a non-finite loss logs the last good checkpoint and re-raises;
-  always lets pending checkpoint writes finish and closes both."""
+  """Opens a training workdir: yields (checkpoints, TensorBoard writer); on a non-finite
+  loss logs the last good checkpoint and re-raises; always lets pending checkpoint writes
+  finish and closes both."""
   lead = jax.process_index() == 0
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
-  if lead:
-    workdir_lib.save_config(task.config, workdir)
   checkpoints = workdir_lib.checkpoints_of(workdir, task.config)
   writer = summaries.SummaryWriter(os.path.join(workdir, "tensorboard"), enabled=lead)
   try:
