@@ -75,14 +75,25 @@ def test_two_steps_train_checkpoint_and_report(data_dir, tmp_path, model):
   assert tokenizer_task.train_tokenizer(config, workdir) == metrics
 
 
-def test_nan_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
-  # Adam moves every weight by about the learning rate on the first step: 1e30 overflows.
-  config = train_testing.tiny_config(data_dir, num_steps=10, checkpoint_every_steps=1,
+def test_nan_stops_sets_the_diverged_state_aside_and_a_sane_restart_trains_on(data_dir,
+                                                                               tmp_path):
+  # Adam moves every weight by about the learning rate on the first step: 1e30 overflows,
+  # so step 2's loss, computed from the state of step 1, is not finite: state 1 diverged.
+  config = train_testing.tiny_config(data_dir, num_steps=3, checkpoint_every_steps=1,
                                      kmeans_init=False)
+  config.data.eval_split = "test[:32]"
   config.optimizer.learning_rate = 1e30
-  with pytest.raises(summaries.NonFiniteLossError, match=r"non-finite loss at step 2 "):
+  with pytest.raises(summaries.NonFiniteLossError,
+                     match=r"non-finite loss at step 2 .*a restart begins at step 0"):
     tokenizer_task.train_tokenizer(config, str(tmp_path))
-  steps, state = _restore(str(tmp_path), config)
-  assert steps == [1]
-  assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(jax.device_get(state)))
+  assert workdir_lib.checkpoints_of(str(tmp_path), config).all_steps() == []
+  assert [p.name[:2] for p in (tmp_path / "checkpoints.diverged").iterdir()] == ["1-"]
   assert not (tmp_path / "metrics.json").exists()
+  # The restart the error advises: a sane learning rate (a safe change, allowed).
+  config.optimizer.learning_rate = 1e-3
+  config.train.allow_config_change = True
+  metrics = tokenizer_task.train_tokenizer(config, str(tmp_path))
+  assert metrics["step"] == 3 and np.isfinite(metrics["mse"])
+  steps, state = _restore(str(tmp_path), config)
+  assert steps[-1] == 3
+  assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(jax.device_get(state)))

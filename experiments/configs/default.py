@@ -13,7 +13,9 @@ Fields (see vqjax.runner: experiment.py, build.py, loop.py; vqjax.train.optimize
   model         `name` ('vqvae', 'vqvae2', 'vqgan'), the model's fields, and `quantizer`:
                 a layer name of vqjax.runner.build.QUANTIZERS with that layer's fields
   optimizer     vqjax.train.optimizer.make_optimizer's keywords
-  train         steps, logging, checkpoint and evaluation intervals, k-means init
+  train         steps, logging, checkpoint and evaluation intervals, k-means init;
+                allow_config_change: resume a workdir after a safe config change
+                (vqjax.runner.config_drift says which fields are safe)
   distributed   vqjax.runner.distributed.maybe_initialize's keywords
 Adversarial training (get_vqgan_config; any tokenizer through add_adversarial_sections)
 adds discriminator, discriminator_optimizer, gan and lpips (vqjax.runner.gan_experiment).
@@ -46,7 +48,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict(dict(
       num_steps=250_000, log_every_steps=100, checkpoint_every_steps=5_000,
       keep_checkpoints=3, eval_every_steps=0, kmeans_init=False,
-      kmeans_iterations=10, grid_examples=16, quantizer_loss_weights=placeholder(dict)))
+      kmeans_iterations=10, grid_examples=16, quantizer_loss_weights=placeholder(dict),
+      allow_config_change=False))
   config.distributed = ml_collections.ConfigDict(dict(
       initialize="auto", coordinator_address=placeholder(str), num_processes=placeholder(int),
       process_id=placeholder(int)))
@@ -132,7 +135,7 @@ def get_prior_config() -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict(dict(
       num_steps=5_000, log_every_steps=250, checkpoint_every_steps=1_000, keep_checkpoints=3,
       eval_every_steps=0, num_samples=32, temperature=1.0, top_k=placeholder(int),
-      top_p=placeholder(float)))
+      top_p=placeholder(float), allow_config_change=False))
   config.distributed = ml_collections.ConfigDict(dict(
       initialize="auto", coordinator_address=placeholder(str), num_processes=placeholder(int),
       process_id=placeholder(int)))

@@ -36,8 +36,8 @@ import numpy as np
 
 from vqjax import models, tokens
 from vqjax.models import tokenizers
-from vqjax.runner import (build, distributed, experiment, images, loop, prior_sampling,
-                          token_cache, workdir as workdir_lib)
+from vqjax.runner import (build, distributed, experiment, images, loop, preemption,
+                          prior_sampling, token_cache, workdir as workdir_lib)
 from vqjax.runner.task import Task
 from vqjax.train import optimizer as optimizer_lib, parallel, prior_steps
 from vqjax.train.state import TrainState
@@ -161,10 +161,11 @@ def train_prior(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
   """Trains (or resumes) the prior and evaluates it; returns the final metrics, None if
   preempted."""
   distributed.maybe_initialize(**config.distributed.to_dict())
-  run = prepare_prior(config)
-  if run.config.get("top_prior_workdir"):
-    check_top_prior_workdir(run, run.config.top_prior_workdir)
-  return loop.train_and_evaluate(prior_task(run), workdir)
+  with preemption.sigterm_handled():  # from the first line: start-up can be preempted too
+    run = prepare_prior(config)
+    if run.config.get("top_prior_workdir"):
+      check_top_prior_workdir(run, run.config.top_prior_workdir)
+    return loop.train_and_evaluate(prior_task(run), workdir)
 
 
 def restore_prior_workdir(workdir: str) -> tuple[PriorExperiment, TrainState]:

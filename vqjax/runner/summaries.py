@@ -18,7 +18,13 @@ import numpy as np
 
 
 class NonFiniteLossError(FloatingPointError):
-  """The loss became NaN or infinite; training stopped without saving that state."""
+  """The loss became NaN or infinite at `step`; training stopped without saving that
+  state. The loss of step n is computed from the state of step n - 1, so that state
+  diverged too (the loop sets its checkpoint aside)."""
+
+  def __init__(self, message: str, step: int | None = None):
+    super().__init__(message)
+    self.step = step
 
 
 # A finite loss with non-finite gradients would still make the next parameters NaN.
@@ -65,7 +71,7 @@ class MetricsBuffer:
         raise NonFiniteLossError(
             f"non-finite loss at step {step} ({terms}); training stopped and that state "
             "was not saved. Restart from the last checkpoint with a lower learning rate or "
-            "gradient clipping (config.optimizer.grad_clip_norm)")
+            "gradient clipping (config.optimizer.grad_clip_norm)", step=step)
       self._fetched.append(values)
 
   def mean(self) -> dict[str, float]:
@@ -101,23 +107,32 @@ class Progress:
 
 
 class SummaryWriter:
-  """TensorBoard scalars and images in `logdir`; a no-op that creates no files where
+  """TensorBoard scalars and images in `logdir`, its file created at the first write (a
+  run refused before training leaves no file); a no-op that creates no files where
   enabled is False (every process but the first)."""
 
   def __init__(self, logdir: str, *, enabled: bool = True):
-    # A MultiWriter over no writers is clu's own no-op writer.
-    self._writer = (metric_writers.SummaryWriter(logdir) if enabled
-                    else metric_writers.MultiWriter([]))
+    self._logdir, self._enabled = logdir, enabled
+    self._writer = None
+
+  def _open(self):
+    if self._writer is None:
+      # A MultiWriter over no writers is clu's own no-op writer.
+      self._writer = (metric_writers.SummaryWriter(self._logdir) if self._enabled
+                      else metric_writers.MultiWriter([]))
+    return self._writer
 
   def scalars(self, step: int, values: Mapping[str, float]) -> None:
-    self._writer.write_scalars(step, {tag: float(value) for tag, value in values.items()})
+    self._open().write_scalars(step, {tag: float(value) for tag, value in values.items()})
 
   def image(self, step: int, tag: str, pixels: np.ndarray) -> None:
     """uint8 [H, W, C] pixels as one TensorBoard image."""
-    self._writer.write_images(step, {tag: np.asarray(pixels, np.uint8)})
+    self._open().write_images(step, {tag: np.asarray(pixels, np.uint8)})
 
   def flush(self) -> None:
-    self._writer.flush()
+    if self._writer is not None:
+      self._writer.flush()
 
   def close(self) -> None:
-    self._writer.close()
+    if self._writer is not None:
+      self._writer.close()

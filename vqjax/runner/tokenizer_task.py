@@ -17,7 +17,7 @@ import ml_collections
 
 from vqjax import models
 from vqjax.runner import (distributed, evaluation, experiment, gan_experiment, images, loop,
-                          reports, workdir as workdir_lib)
+                          preemption, reports, workdir as workdir_lib)
 from vqjax.runner.task import Task
 from vqjax.train import parallel
 from vqjax.train.state import TrainState, kmeans_key
@@ -54,7 +54,8 @@ def train_tokenizer(config: ml_collections.ConfigDict, workdir: str) -> dict | N
   """Trains (or resumes) the tokenizer of config and evaluates it; returns the final
   metrics, None if preempted."""
   distributed.maybe_initialize(**config.distributed.to_dict())
-  return loop.train_and_evaluate(tokenizer_task(experiment.prepare(config)), workdir)
+  with preemption.sigterm_handled():  # from the first line: start-up can be preempted too
+    return loop.train_and_evaluate(tokenizer_task(experiment.prepare(config)), workdir)
 
 
 def restore_workdir(workdir: str) -> tuple[experiment.Experiment, TrainState]:

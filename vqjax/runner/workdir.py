@@ -25,13 +25,26 @@ def absolute_path(path: str) -> str:
 
 
 def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Writes config to workdir/config.json, warning if a different one is there."""
+  """Writes config to workdir/config.json; a different config there (a resume that
+  vqjax.runner.config_drift allowed) is kept as config.<n>.json first."""
   path = epath.Path(workdir) / CONFIG_FILE
   text = config.to_json(indent=2, sort_keys=True)
-  if path.exists() and json.loads(path.read_text()) != json.loads(text):
-    logging.warning("the config differs from the one %s was started with; a resumed run "
-                    "then differs from an uninterrupted one", path)
+  if path.exists():
+    old = path.read_text()
+    if json.loads(old) == json.loads(text):
+      return
+    n = 1
+    while (epath.Path(workdir) / f"config.{n}.json").exists():
+      n += 1
+    (epath.Path(workdir) / f"config.{n}.json").write_text(old)
+    logging.warning("%s was replaced by the new config; the old one is config.%d.json", path, n)
   path.write_text(text)
+
+
+def saved_config(workdir: str) -> ml_collections.ConfigDict | None:
+  """The config.json of workdir, None where there is none."""
+  path = epath.Path(workdir) / CONFIG_FILE
+  return ml_collections.ConfigDict(json.loads(path.read_text())) if path.exists() else None
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:

@@ -195,25 +195,31 @@ class Checkpoints:
         "the checkpoint (its config is saved in the workdir)")
 
   def _quarantine(self, step: int, error: Exception) -> None:
+    self.move_aside(step, f"is partial or corrupted and cannot be restored "
+                          f"({type(error).__name__}: {str(error)[:600]}); falling back to "
+                          "the previous checkpoint")
+
+  def move_aside(self, step: int, reason: str, *, folder: str = "corrupt") -> str:
+    """Moves step to <directory>.<folder>/<step>-<UTC time>-<n>, never over an earlier
+    copy, with a warning naming why (reason) and where; returns where."""
     source = self._step_dir(step)
-    corrupt = epath.Path(self.directory + ".corrupt")
+    aside = epath.Path(f"{self.directory}.{folder}")
     self._manager.close()  # a failed restore can leave the manager's view of items stale
-    target = f"{corrupt}/{step}-<UTC time>-<n> (named by process 0)"
+    target = f"{aside}/{step}-<UTC time>-<n> (named by process 0)"
     if jax.process_index() == 0:  # one process moves it (every process failed to read it)
       stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-      corrupt.mkdir(parents=True, exist_ok=True)
+      aside.mkdir(parents=True, exist_ok=True)
       copy = 0
-      while (corrupt / f"{step}-{stamp}-{copy}").exists():  # never over an earlier copy
+      while (aside / f"{step}-{stamp}-{copy}").exists():  # never over an earlier copy
         copy += 1
-      target = corrupt / f"{step}-{stamp}-{copy}"
+      target = aside / f"{step}-{stamp}-{copy}"
       source.rename(target)
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f"vqjax checkpoint {step} moved aside")
     self._manager = self._new_manager()
-    message = (f"checkpoint at step {step} in {self.directory} is partial or corrupted and "
-               f"cannot be restored ({type(error).__name__}: {str(error)[:600]}); moved it to "
-               f"{target} and falling back to the previous checkpoint")
-    logging.warning(message)
+    logging.warning("checkpoint at step %d in %s %s; moved it to %s", step, self.directory,
+                    reason, target)
+    return str(target)
 
 
 def _leaf_shapes(tree) -> dict[str, tuple]:
