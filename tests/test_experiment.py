@@ -53,7 +53,7 @@ CASES = {
     "learning rate": (lambda c: c.optimizer.update(learning_rate=0.0),
                       "learning rate is 0.0; it must be > 0"),
     "optimizer field": (lambda c: c.optimizer.update(momentum=0.9),
-                        r"config.optimizer has unknown field\(s\) \['momentum'\]"),
+                        r"config.optimizer has unknown field\(s\) 'momentum'; its fields are"),
     "steps": (lambda c: c.train.update(num_steps=0),
               "config.train.num_steps is 0; it must be an int >= 1"),
     "eval interval": (lambda c: c.train.update(eval_every_steps=-1),

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from vqjax import models
 from vqjax import nn as vqnn
+from vqjax.train.fields import check_known_fields
 
 MODELS = {"vqvae": models.VQVAE, "vqvae2": models.VQVAE2, "vqgan": models.VQGAN}
 DISCRIMINATORS = {"patchgan": models.PatchGANDiscriminator}
@@ -135,7 +136,4 @@ def _as_dict(config) -> dict[str, Any]:
 def _check_fields(cls, fields: Mapping[str, Any], where: str) -> None:
   known = [f.name for f in dataclasses.fields(cls)
            if f.init and f.name not in _NOT_CONFIGURABLE and not f.name.endswith("quantizer")]
-  unknown = sorted(set(fields) - set(known))
-  if unknown:
-    raise ValueError(f"{where} has unknown field(s) {', '.join(map(repr, unknown))} for "
-                     f"{cls.__name__}; its fields are {', '.join(known)}")
+  check_known_fields(fields, known, where=where, owner=cls.__name__)

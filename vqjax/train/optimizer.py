@@ -13,6 +13,8 @@ from typing import Any, Mapping, NamedTuple
 
 import optax
 
+from vqjax.train.fields import check_known_fields
+
 NAMES = ("adam", "adamw")
 SCHEDULES = ("cosine", "constant")
 
@@ -80,8 +82,6 @@ def optimizer_from_config(fields: Mapping[str, Any], *, total_steps: int,
   """make_optimizer from a config section (a dict or ConfigDict), its schedule over
   total_steps; unknown fields are refused, naming `where`."""
   fields = dict(fields.to_dict() if hasattr(fields, "to_dict") else fields)
-  known = set(inspect.signature(make_optimizer).parameters) - {"total_steps"}
-  if set(fields) - known:
-    raise ValueError(f"{where} has unknown field(s) {sorted(set(fields) - known)}; its "
-                     f"fields are {sorted(known)}")
+  known = sorted(set(inspect.signature(make_optimizer).parameters) - {"total_steps"})
+  check_known_fields(fields, known, where=where)
   return make_optimizer(total_steps=total_steps, **fields)
