@@ -23,6 +23,7 @@ import shutil
 from absl import app
 from absl import flags
 
+from experiments import cli
 from experiments.configs import digits, prior_digits
 from vqjax.runner import prior_task, tokenizer_task
 
@@ -53,8 +54,7 @@ def run(workdir: str, config_arg: str | None = None) -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.check_no_arguments(argv, "--workdir=workdir/quickstart")
   metrics = run(FLAGS.workdir, FLAGS.config_arg)
   print(json.dumps(metrics, indent=2))
   workdir = os.path.abspath(FLAGS.workdir)

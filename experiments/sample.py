@@ -1,5 +1,7 @@
 r"""Samples images from a trained prior: token grids drawn by the compiled sampler, decoded
-by the prior's tokenizer, written as a PNG grid (default <workdir>/samples.png).
+by the prior's tokenizer, written as a PNG grid to a new <workdir>/samples_<UTC time>.png
+(never over the training run's samples.png or an earlier sample; --output names the file).
+It changes nothing else in the workdirs: a damaged checkpoint is skipped, never moved.
 
   python -m experiments.sample --workdir=/tmp/digits_prior --num_samples=64 --top_k=20
   python -m experiments.sample --workdir=/tmp/digits_prior --label=3 --temperature=0.8
@@ -11,6 +13,8 @@ prior, so sample that one with this workdir as --top_prior_workdir.
 
   python -m experiments.sample --workdir=/tmp/vqvae2_bottom --top_prior_workdir=/tmp/vqvae2_top
 """
+from __future__ import annotations
+
 import os
 
 from absl import app
@@ -18,40 +22,73 @@ from absl import flags
 import jax
 import numpy as np
 
-from vqjax.runner import images, prior_sampling, prior_task, workdir as workdir_lib
+from experiments import cli
+from vqjax.runner import images, prior_task, workdir as workdir_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "The workdir of experiments.train_prior.")
-flags.DEFINE_string("output", None, "PNG to write (default: <workdir>/samples.png).")
-flags.DEFINE_integer("num_samples", 32, "Number of images.")
-flags.DEFINE_float("temperature", 1.0, "Softmax temperature (0: greedy).")
-flags.DEFINE_integer("top_k", None, "Sample only from the k most likely tokens.")
-flags.DEFINE_float("top_p", None, "Sample only from the nucleus of this probability mass.")
-flags.DEFINE_integer("label", None, "Class of every sample (class-conditional priors; "
-                     "default: the classes in turn).")
-flags.DEFINE_string("top_prior_workdir", None, "A VQ-VAE-2 bottom prior's top prior "
-                    "(default: the bottom prior's config.top_prior_workdir).")
-flags.DEFINE_integer("seed", 0, "Sampling seed.")
-flags.mark_flags_as_required(["workdir"])
+
+
+def run(workdir: str, *, num_samples: int = 32, output: str | None = None,
+        temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+        label: int | None = None, top_prior_workdir: str | None = None, seed: int = 0) -> str:
+  """Samples the prior in workdir and writes the PNG grid (see the module docstring);
+  returns its path. What was asked is checked (config.json only) before anything loads."""
+  sampling_args = dict(temperature=temperature, top_k=top_k, top_p=top_p)
+  prior_task.check_sample_request(workdir, num_samples=num_samples, label=label,
+                                  **sampling_args)
+  check_output(output)
+  prior, state = prior_task.restore_prior_workdir(workdir)
+  top_prior = (prior_task.restore_top_prior(prior, top_prior_workdir)
+               if top_prior_workdir else None)
+  labels = None if label is None else np.full(num_samples, label, np.int32)
+  samples = prior_task.sample_images(prior, state, jax.random.PRNGKey(seed),
+                                     num_samples=num_samples, labels=labels,
+                                     top_prior=top_prior, **sampling_args)
+  grid = images.image_grid(samples, value_range=prior.tokenizer.config.data.value_range)
+  path = output or workdir_lib.new_samples_path(workdir_lib.absolute_path(workdir))
+  images.save_png(path, grid)
+  print(f"wrote {num_samples} samples of the checkpoint at step {int(state.step)} to {path}")
+  return path
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if workdir_lib.load_config(FLAGS.workdir).get("level") == "top":
-    raise app.UsageError(prior_sampling.TOP_PRIOR_ERROR)
-  run, state = prior_task.restore_prior_workdir(FLAGS.workdir)
-  top_prior = (prior_task.restore_top_prior(run, FLAGS.top_prior_workdir)
-               if FLAGS.top_prior_workdir else None)
-  labels = None if FLAGS.label is None else np.full(FLAGS.num_samples, FLAGS.label, np.int32)
-  samples = prior_task.sample_images(
-      run, state, jax.random.PRNGKey(FLAGS.seed), num_samples=FLAGS.num_samples, labels=labels,
-      top_prior=top_prior, temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p)
-  grid = images.image_grid(samples, value_range=run.tokenizer.config.data.value_range)
-  path = FLAGS.output or os.path.join(FLAGS.workdir, "samples.png")
-  images.save_png(path, grid)
-  print(f"wrote {FLAGS.num_samples} samples to {path}")
+  cli.check_no_arguments(argv, "--workdir=PRIOR_DIR --num_samples=32")
+  run(FLAGS.workdir, num_samples=FLAGS.num_samples, output=FLAGS.output,
+      temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p, label=FLAGS.label,
+      top_prior_workdir=FLAGS.top_prior_workdir, seed=FLAGS.seed)
+
+
+def check_output(output: str | None) -> None:
+  """Raises a ValueError naming the fix for an --output that cannot be written."""
+  if output is None or "://" in output:
+    return
+  if os.path.isdir(output):
+    raise ValueError(f"--output={output} is a directory; pass a file name, e.g. "
+                     f"--output={os.path.join(output, 'samples.png')}")
+  parent = os.path.dirname(os.path.abspath(output))
+  if not os.path.isdir(parent):
+    raise ValueError(f"--output={output}: its directory {parent} does not exist; create it "
+                     "or pass another path")
+
+
+def define_flags():
+  # Defined only when run as a program, so that tests import this module beside the other
+  # entry points without defining the shared flag names twice.
+  flags.DEFINE_string("workdir", None, "The workdir of experiments.train_prior.")
+  flags.DEFINE_string("output", None, "PNG to write (default: a new "
+                      "<workdir>/samples_<UTC time>.png).")
+  flags.DEFINE_integer("num_samples", 32, "Number of images.")
+  flags.DEFINE_float("temperature", 1.0, "Softmax temperature (0: greedy).")
+  flags.DEFINE_integer("top_k", None, "Sample only from the k most likely tokens.")
+  flags.DEFINE_float("top_p", None, "Sample only from the nucleus of this probability mass.")
+  flags.DEFINE_integer("label", None, "Class of every sample (class-conditional priors; "
+                       "default: the classes in turn).")
+  flags.DEFINE_string("top_prior_workdir", None, "A VQ-VAE-2 bottom prior's top prior "
+                      "(default: the bottom prior's config.top_prior_workdir).")
+  flags.DEFINE_integer("seed", 0, "Sampling seed.")
+  flags.mark_flags_as_required(["workdir"])
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

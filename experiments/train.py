@@ -8,6 +8,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from experiments import cli
 from vqjax.runner import tokenizer_task
 
 FLAGS = flags.FLAGS
@@ -18,8 +19,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.check_no_arguments(argv, "--config=experiments/configs/digits.py --workdir=DIR")
   tokenizer_task.train_tokenizer(FLAGS.config, FLAGS.workdir)
 
 

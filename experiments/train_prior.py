@@ -11,6 +11,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from experiments import cli
 from vqjax.runner import prior_task
 
 FLAGS = flags.FLAGS
@@ -21,8 +22,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.check_no_arguments(argv, "--config=experiments/configs/prior_digits.py "
+                         "--config.tokenizer_workdir=TOKENIZER_DIR --workdir=DIR")
   prior_task.train_prior(FLAGS.config, FLAGS.workdir)
 
 

@@ -1,5 +1,7 @@
 """Checkpoints: round trip, interval and retention, falling back past a damaged step (found
-by its manifest), and a checkpoint of another config left untouched."""
+by its manifest), and a checkpoint of another config left untouched; read-only restores
+that change nothing; a full disk reported once, at the save that needs the space."""
+import errno
 import hashlib
 import json
 import logging
@@ -14,7 +16,8 @@ import pytest
 
 from vqjax.train import parallel
 from vqjax.train import manifest
-from vqjax.train.checkpoints import CheckpointMismatchError, Checkpoints
+from vqjax.train.checkpoints import (CheckpointMismatchError, CheckpointSaveError,
+                                     Checkpoints)
 from vqjax.train.state import TrainState
 
 
@@ -213,3 +216,62 @@ def test_bad_settings():
     Checkpoints("/tmp/unused", save_every_steps=0, max_to_keep=1)
   with pytest.raises(ValueError, match="keep_checkpoints is 0"):
     Checkpoints("/tmp/unused", save_every_steps=1, max_to_keep=0)
+
+
+def test_read_only_skips_a_damaged_step_and_moves_nothing(tmp_path, checkpoints, caplog):
+  _saved(checkpoints)
+  _flip_bit(_array_file(tmp_path / "checkpoints" / "4"))
+  unfinished = tmp_path / "checkpoints" / "6.orbax-checkpoint-tmp-1"
+  shutil.copytree(tmp_path / "checkpoints" / "2", unfinished)
+  before = _tree_hashes(tmp_path)
+  reader = Checkpoints(str(tmp_path / "checkpoints"), save_every_steps=2, max_to_keep=2,
+                       read_only=True)
+  try:
+    with caplog.at_level(logging.WARNING):
+      restored = reader.restore_latest(_abstract())
+    assert int(restored.step) == 2
+    assert any("checkpoint at step 4" in r.getMessage() and "left in place" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    with pytest.raises(ValueError, match="opened read-only"):
+      reader.save(_state(8))
+  finally:
+    reader.close()
+  assert _tree_hashes(tmp_path) == before  # nothing moved, no temporary directory removed
+  assert not (tmp_path / "checkpoints.corrupt").exists()
+
+
+def test_read_only_creates_no_directory(tmp_path):
+  reader = Checkpoints(str(tmp_path / "nothing"), save_every_steps=1, max_to_keep=1,
+                       read_only=True)
+  assert reader.restore_latest(_abstract()) is None
+  reader.close()
+  assert not (tmp_path / "nothing").exists()
+
+
+def test_a_full_disk_fails_the_save_that_needs_the_space(tmp_path, checkpoints, monkeypatch):
+  checkpoints.save(_state(2))
+  checkpoints.wait()
+  usage = shutil.disk_usage(tmp_path)
+  monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=100))
+  with pytest.raises(OSError, match=r"the disk is full: the checkpoint at step 4 needs about "
+                     r"[\d,]+ bytes but .*checkpoints has 100 bytes free, so it was not "
+                     r"written\. Free space .* resumes from .* step 2") as raised:
+    checkpoints.save(_state(4))
+  assert raised.value.errno == errno.ENOSPC
+  checkpoints.close()  # nothing pending: nothing raised again
+  assert checkpoints.all_steps() == [2]
+
+
+def test_a_failed_background_write_is_reported_once_naming_its_step(checkpoints, monkeypatch,
+                                                                   caplog):
+  checkpoints.save(_state(2))
+  def full_disk():
+    raise OSError(errno.ENOSPC, "No space left on device")
+  monkeypatch.setattr(checkpoints._manager, "wait_until_finished", full_disk)
+  with caplog.at_level(logging.WARNING):
+    with pytest.raises(CheckpointSaveError, match=r"the checkpoint at step 2 could not be "
+                       r"written to .*checkpoints: the disk is full .*bytes free there now\)"):
+      checkpoints.save(_state(4))  # the next save reports the failed one
+    checkpoints.wait()  # reported once: not again
+    checkpoints.close()
+  assert not [r for r in caplog.records if "Traceback" in r.getMessage()]

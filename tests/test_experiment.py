@@ -7,6 +7,7 @@ import jax
 import pytest
 
 import train_testing
+from experiments.configs import prior_digits
 from vqjax.runner import experiment, workdir as workdir_lib
 
 
@@ -59,6 +60,16 @@ CASES = {
     "eval interval": (lambda c: c.train.update(eval_every_steps=-1),
                       "config.train.eval_every_steps is -1"),
     "model": (lambda c: c.model.update(name="vqvae3"), "unknown model 'vqvae3'"),
+    "no batch": (lambda c: c.data.update(batch_size=0),
+                 "config.data.batch_size: batch size must be a positive int; got 0"),
+    "grid examples": (lambda c: c.train.update(grid_examples=0),
+                      r"config.train.grid_examples is 0; it must be an int >= 1"),
+    "k-means iterations": (lambda c: c.train.update(kmeans_iterations=-1),
+                           r"config.train.kmeans_iterations is -1; it must be an int >= 1"),
+    "kept checkpoints": (lambda c: c.train.update(keep_checkpoints=0),
+                         r"config.train.keep_checkpoints is 0; it must be an int >= 1, or None"),
+    "variance examples": (lambda c: c.data.update(variance_examples=0),
+                          r"config.data.variance_examples is 0; it must be an int >= 1"),
 }
 
 
@@ -77,5 +88,23 @@ def test_saved_config_round_trips(data_dir, tmp_path):
   workdir_lib.save_config(config, str(tmp_path))
   loaded = workdir_lib.load_config(str(tmp_path))
   assert loaded.to_json(sort_keys=True) == config.to_json(sort_keys=True)
-  with pytest.raises(ValueError, match="config.json does not exist; pass the --workdir"):
+  with pytest.raises(ValueError, match="elsewhere does not exist; pass the --workdir"):
     workdir_lib.load_config(str(tmp_path / "elsewhere"))
+
+
+PRIOR_CASES = {
+    "num_samples": (dict(num_samples=0), r"config.train.num_samples is 0; it must be an int >= 1"),
+    "top_k": (dict(top_k=0), r"config.train.top_k is 0; use top_k >= 1"),
+    "temperature": (dict(temperature=-1.0), r"config.train.temperature is -1.0; use a "
+                                            r"temperature >= 0"),
+    "top_p": (dict(top_p=1.5), r"config.train.top_p is 1.5; use 0 < top_p <= 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PRIOR_CASES))
+def test_a_priors_sampling_settings_are_checked_first(case):
+  train, message = PRIOR_CASES[case]
+  config = prior_digits.get_config("tiny")
+  config.train.update(train)
+  with pytest.raises(ValueError, match=message):
+    experiment.check_train_config(config.train)

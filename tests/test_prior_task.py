@@ -71,3 +71,34 @@ def test_level_and_top_prior_are_for_vqvae2_tokenizers_only(tokenizer_workdir):
   config.top_prior_workdir = tokenizer_workdir
   with pytest.raises(ValueError, match="top_prior_workdir is set.*unset it"):
     prior_task.prepare_prior(config)
+
+
+def _fake_workdir(directory, config):
+  os.makedirs(directory, exist_ok=True)
+  workdir_lib.save_config(config, str(directory))
+  return str(directory)
+
+
+def test_a_priors_workdir_as_the_tokenizer_is_an_error(tmp_path):
+  prior = _fake_workdir(tmp_path / "prior", _config("/nonexistent/tokenizer"))
+  with pytest.raises(ValueError, match="holds a prior's run, not a tokenizer's; pass the "
+                                       "--workdir of experiments.train"):
+    prior_task.train_prior(_config(prior), str(tmp_path / "prior2"))
+
+
+def test_a_tokenizers_workdir_is_not_a_prior(tmp_path):
+  tokenizer = _fake_workdir(tmp_path / "tokenizer", train_testing.tiny_config(str(tmp_path)))
+  with pytest.raises(ValueError, match="holds a tokenizer's run .*, not a prior's; pass the "
+                                       "--workdir of experiments.train_prior"):
+    prior_task.restore_prior_workdir(tokenizer)
+
+
+def test_training_a_prior_into_a_file_is_an_error(tmp_path):
+  (tmp_path / "file").write_text("")
+  with pytest.raises(ValueError, match="--workdir=.*file is a file, not a directory"):
+    prior_task.train_prior(_config("/nonexistent/tokenizer"), str(tmp_path / "file"))
+
+
+def test_no_samples_is_an_error_before_anything_loads():
+  with pytest.raises(ValueError, match="num_samples is 0; sample at least one image"):
+    prior_task.sample_images(None, None, None, num_samples=0)

@@ -146,3 +146,18 @@ def test_bottom_prior_sampling_uses_the_top_grid():
   samples = sampler(variables, KEY, condition=top)
   chex.assert_shape(samples, (2, 4, 4))
   assert (samples != sampler(variables, KEY, condition=(top + 1) % 5)).any()
+
+
+@pytest.mark.parametrize("batch_size", [0, -2])
+def test_a_batch_of_no_grids_is_an_error(batch_size):
+  with pytest.raises(ValueError, match=f"batch_size is {batch_size}; a sampler draws "
+                                       "batch_size >= 1 grids"):
+    sampling.make_sampler(PRIORS["transformer"], batch_size=batch_size)
+
+
+def test_num_steps_outside_the_grid_is_an_error():
+  def never_called(tokens, position, cache):
+    raise AssertionError("the check comes first")
+  for num_steps in (0, 17):
+    with pytest.raises(ValueError, match=f"num_steps is {num_steps}; sample 1 to 16"):
+      sampling.decode(never_called, None, KEY, batch_size=2, length=16, num_steps=num_steps)

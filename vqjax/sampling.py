@@ -51,6 +51,12 @@ def check_sampling_args(*, temperature: float, top_k: Optional[int], top_p: Opti
     raise ValueError(f"top_p is {top_p}; use 0 < top_p <= 1, or None to keep every token")
 
 
+def check_batch_size(batch_size: int) -> None:
+  if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+    raise ValueError(f"batch_size is {batch_size!r}; a sampler draws batch_size >= 1 grids "
+                     "at a time (e.g. batch_size=8)")
+
+
 def filter_logits(logits, *, top_k: Optional[int] = None, top_p: Optional[float] = None):
   """Logits [..., K] with every token outside the top-k / nucleus top-p set to -inf.
 
@@ -91,6 +97,10 @@ def decode(decode_step: Callable, cache, rng, *, batch_size: int, length: int,
   holds the positions sampled so far and 0 at the rest. num_steps (default length) samples
   only the first num_steps positions; the rest stay 0.
   """
+  check_batch_size(batch_size)
+  if num_steps is not None and not 1 <= num_steps <= length:
+    raise ValueError(f"num_steps is {num_steps}; sample 1 to {length} positions, or None "
+                     "for all of them")
   check_sampling_args(temperature=temperature, top_k=top_k, top_p=top_p)
   sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy)
 
@@ -168,6 +178,7 @@ def sample_prior(prior, variables, rng, labels=None, condition=None, *, batch_si
 def make_sampler(prior, *, batch_size: int, **sampling) -> Callable:
   """The jitted `sampler(variables, rng, labels=None, condition=None)` -> int32 grids
   [batch_size, *prior.grid_shape]; sampling: `decode`'s keyword arguments, checked here."""
+  check_batch_size(batch_size)
   check_sampling_args(temperature=sampling.get("temperature", 1.0),
                       top_k=sampling.get("top_k"), top_p=sampling.get("top_p"))
   return jax.jit(functools.partial(sample_prior, prior, batch_size=batch_size, **sampling))

@@ -7,7 +7,7 @@
     build.py           config.model (discriminator, prior) -> modules
     experiment.py      a tokenizer config checked before compiling; its data
     gan_experiment.py  the adversarial sections of a config (any tokenizer)
-    tokenizer_task.py  the tokenizer task, train_tokenizer, evaluate_workdir
+    tokenizer_task.py  the tokenizer task, train_tokenizer, evaluate_latest (evaluate_workdir)
     token_cache.py     a tokenizer's token grids, cached in its workdir
     prior_task.py      the prior task, train_prior, sampling a trained prior
     prior_sampling.py  images sampled from a prior and decoded by its tokenizer
@@ -22,4 +22,4 @@ from vqjax.runner.loop import train_and_evaluate
 from vqjax.runner.prior_task import train_prior
 from vqjax.runner.summaries import NonFiniteLossError
 from vqjax.runner.task import Evaluator, Task
-from vqjax.runner.tokenizer_task import evaluate_workdir, train_tokenizer
+from vqjax.runner.tokenizer_task import evaluate_latest, evaluate_workdir, train_tokenizer

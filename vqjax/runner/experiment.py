@@ -16,7 +16,7 @@ from typing import Callable, Iterator, NamedTuple
 import flax.linen as nn
 import ml_collections
 
-from vqjax import data
+from vqjax import data, sampling
 from vqjax.data import sources
 from vqjax.train import optimizer as optimizer_lib, parallel
 from vqjax.runner import build, gan_experiment, workdir
@@ -42,8 +42,7 @@ def prepare(config: ml_collections.ConfigDict, *,
   config = resolve_paths(config)
   data_config = config.data
   check_train_config(config.train)
-  data.batch_layout(data_config.batch_size)
-  data.batch_layout(data_config.eval_batch_size)
+  check_data_config(data_config)
   if info is None:
     info = data.dataset_info(data_config.dataset, data_dir=data_config.data_dir,
                              download=data_config.download, image_size=data_config.image_size)
@@ -79,6 +78,33 @@ def check_train_config(train_config: ml_collections.ConfigDict) -> None:
   if not isinstance(train_config.eval_every_steps, int) or train_config.eval_every_steps < 0:
     raise ValueError(f"config.train.eval_every_steps is {train_config.eval_every_steps!r}; it "
                      "must be an int >= 0 (0: evaluate only at the end)")
+  for name in ("grid_examples", "kmeans_iterations", "num_samples"):  # where the task has it
+    value = train_config.get(name, 1)
+    if not isinstance(value, int) or value < 1:
+      raise ValueError(f"config.train.{name} is {value!r}; it must be an int >= 1")
+  keep = train_config.get("keep_checkpoints")
+  if keep is not None and (not isinstance(keep, int) or keep < 1):
+    raise ValueError(f"config.train.keep_checkpoints is {keep!r}; it must be an int >= 1, or "
+                     "None to keep every checkpoint")
+  if "temperature" in train_config:  # a prior's sampling settings
+    try:
+      sampling.check_sampling_args(temperature=train_config.temperature,
+                                   top_k=train_config.get("top_k"),
+                                   top_p=train_config.get("top_p"))
+    except ValueError as error:
+      raise ValueError(f"config.train.{error}") from None
+
+
+def check_data_config(data_config: ml_collections.ConfigDict) -> None:
+  """Raises a ValueError naming the field and the fix for bad batch sizes and counts."""
+  for name in ("batch_size", "eval_batch_size"):
+    try:
+      data.batch_layout(data_config[name])
+    except ValueError as error:
+      raise ValueError(f"config.data.{name}: {error}") from None
+  value = data_config.get("variance_examples", 1)
+  if not isinstance(value, int) or value < 1:
+    raise ValueError(f"config.data.variance_examples is {value!r}; it must be an int >= 1")
 
 
 def build_optimizer(config: ml_collections.ConfigDict) -> optimizer_lib.Optimizer:

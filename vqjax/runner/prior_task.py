@@ -34,7 +34,7 @@ import flax.linen as nn
 import ml_collections
 import numpy as np
 
-from vqjax import models, tokens
+from vqjax import models, sampling, tokens
 from vqjax.models import tokenizers
 from vqjax.runner import (build, distributed, experiment, images, loop, preemption,
                           prior_sampling, token_cache, workdir as workdir_lib)
@@ -86,6 +86,7 @@ def prepare_prior(config: ml_collections.ConfigDict) -> PriorExperiment:
   if config.get("top_prior_workdir"):
     config.top_prior_workdir = workdir_lib.absolute_path(config.top_prior_workdir)
   experiment.check_train_config(config.train)
+  experiment.check_data_config(config.data)
   check_tokenizer_workdir(config.tokenizer_workdir)
   tokenizer, tokenizer_state, grids = token_cache.restore_with_grids(
       config.tokenizer_workdir, (config.data.train_split, config.data.eval_split))
@@ -160,6 +161,7 @@ def prior_task(run: PriorExperiment) -> Task:
 def train_prior(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
   """Trains (or resumes) the prior and evaluates it; returns the final metrics, None if
   preempted."""
+  workdir_lib.check_training_workdir(workdir)
   distributed.maybe_initialize(**config.distributed.to_dict())
   with preemption.sigterm_handled():  # from the first line: start-up can be preempted too
     run = prepare_prior(config)
@@ -172,12 +174,48 @@ def restore_prior_workdir(workdir: str) -> tuple[PriorExperiment, TrainState]:
   """The prior experiment saved in a train_prior workdir and its latest checkpoint."""
   workdir = workdir_lib.absolute_path(workdir)
   config = workdir_lib.load_config(workdir)
-  if not config.get("tokenizer_workdir"):
-    raise ValueError(f"{workdir} holds a tokenizer's run, not a prior's; pass the --workdir "
-                     "of experiments.train_prior")
+  check_prior_config(workdir, config)
   distributed.maybe_initialize(**config.distributed.to_dict())
   run = prepare_prior(config)
   return run, workdir_lib.restore_latest(workdir, config, run.abstract_state)
+
+
+def check_prior_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Raises a ValueError naming the fix unless config (workdir's) is a prior's."""
+  if not config.get("tokenizer_workdir"):
+    raise ValueError(f"{workdir} holds a tokenizer's run (experiments.train), not a prior's; "
+                     "pass the --workdir of experiments.train_prior (experiments.evaluate "
+                     "evaluates a tokenizer)")
+
+
+def check_sample_request(workdir: str, *, num_samples: int, label: int | None = None,
+                         **sampling_args) -> ml_collections.ConfigDict:
+  """The config of the prior in workdir, once what experiments.sample was asked is known
+  to be possible: a ValueError naming the fix for a count under 1, a workdir that is not
+  a prior's (or a VQ-VAE-2 top prior's, which samples only through its bottom prior), bad
+  sampling arguments or a label the prior was not trained on. Reads only config.json."""
+  check_num_samples(num_samples)
+  sampling.check_sampling_args(temperature=sampling_args.get("temperature", 1.0),
+                               top_k=sampling_args.get("top_k"), top_p=sampling_args.get("top_p"))
+  workdir = workdir_lib.absolute_path(workdir)
+  config = workdir_lib.load_config(workdir)
+  check_prior_config(workdir, config)
+  if config.get("level") == "top":
+    raise ValueError(prior_sampling.TOP_PRIOR_ERROR)
+  num_classes = config.model.get("num_classes", 0) or 0
+  if label is not None and num_classes and not 0 <= label < num_classes:
+    raise ValueError(f"label {label} is not one of the {num_classes} classes the prior in "
+                     f"{workdir} was trained on; pass a label from 0 to {num_classes - 1}")
+  if label is not None and not num_classes and config.get("level") is None:
+    raise ValueError(f"a label was given but the prior in {workdir} is unconditional "
+                     "(config.model.num_classes=0); drop --label")
+  return config
+
+
+def check_num_samples(num_samples: int) -> None:
+  if not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
+    raise ValueError(f"num_samples is {num_samples!r}; sample at least one image "
+                     "(e.g. --num_samples=32)")
 
 
 def check_tokenizer_workdir(tokenizer_workdir: str) -> None:
@@ -229,6 +267,7 @@ def sample_images(run: PriorExperiment, state: TrainState, rng, *, num_samples: 
   config.top_prior_workdir, restored), or without one over the evaluation split's.
   sampling_args: temperature, top_k, top_p, greedy.
   """
+  check_num_samples(num_samples)
   if top_prior is None and run.level == "bottom":
     top_prior = restore_top_prior(run)
   return prior_sampling.sample_and_decode(run, state, rng, num_samples=num_samples,

@@ -46,9 +46,16 @@ def report(evaluators: Iterable[Evaluator], state, *, workdir: str | None,
       writer.image(step, f"eval/{name}", picture)
     writer.flush()
   metrics = {"step": step, **metrics}
-  if workdir is not None and jax.process_index() == 0:
-    for name, picture in pictures.items():
-      images.save_png(os.path.join(workdir, f"{name}.png"), picture)
-    (epath.Path(workdir) / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+  if workdir is not None:
+    write(workdir, metrics, pictures)
   logging.info("evaluation at step %d: %s", step, json.dumps(metrics))
   return metrics
+
+
+def write(directory: str, metrics: dict, pictures: dict[str, np.ndarray]) -> None:
+  """Writes metrics.json and <name>.png of every picture into directory (process 0)."""
+  if jax.process_index() != 0:
+    return
+  for name, picture in pictures.items():
+    images.save_png(os.path.join(directory, f"{name}.png"), picture)
+  (epath.Path(directory) / METRICS_FILE).write_text(json.dumps(metrics, indent=2))

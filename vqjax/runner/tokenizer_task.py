@@ -2,17 +2,25 @@
 without a discriminator (the config's adversarial sections decide, not the model).
 
     train_tokenizer(config, workdir)   experiments.train: trains or resumes, evaluates
-    evaluate_workdir(workdir)          experiments.evaluate: the latest checkpoint again
+    evaluate_latest(workdir)           experiments.evaluate: the latest checkpoint again,
+                                       written to a new workdir/evaluations/step_<N>
+    evaluate_workdir(workdir)          its metrics
     restore_workdir(workdir)           (experiment, state) of a trained tokenizer
 
-The final evaluation writes metrics.json (vqjax.runner.evaluation), reconstructions.png
-(test images above their reconstructions) and codebook_usage.png into the workdir.
+The final evaluation of training writes metrics.json (vqjax.runner.evaluation),
+reconstructions.png (test images above their reconstructions) and codebook_usage.png into
+the workdir; evaluate_latest writes the same files into a directory of its own and
+changes nothing else (the checkpoints are read read-only).
 """
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterator
+import json
+import os
+from typing import Any, Iterator, NamedTuple
 
+from absl import logging
+import jax
 import ml_collections
 
 from vqjax import models
@@ -53,6 +61,7 @@ def tokenizer_task(run: experiment.Experiment) -> Task:
 def train_tokenizer(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
   """Trains (or resumes) the tokenizer of config and evaluates it; returns the final
   metrics, None if preempted."""
+  workdir_lib.check_training_workdir(workdir)
   distributed.maybe_initialize(**config.distributed.to_dict())
   with preemption.sigterm_handled():  # from the first line: start-up can be preempted too
     return loop.train_and_evaluate(tokenizer_task(experiment.prepare(config)), workdir)
@@ -63,18 +72,42 @@ def restore_workdir(workdir: str) -> tuple[experiment.Experiment, TrainState]:
   its latest readable checkpoint."""
   workdir = workdir_lib.absolute_path(workdir)
   config = workdir_lib.load_config(workdir)
+  if config.get("tokenizer_workdir"):
+    raise ValueError(f"{workdir} holds a prior's run (experiments.train_prior), not a "
+                     "tokenizer's; pass the --workdir of experiments.train (experiments.sample "
+                     "samples a prior)")
   distributed.maybe_initialize(**config.distributed.to_dict())
   run = experiment.prepare(config)
   return run, workdir_lib.restore_latest(workdir, config, run.abstract_state)
 
 
-def evaluate_workdir(workdir: str, *, lpips: bool | None = None) -> dict:
-  """Evaluates the latest checkpoint of a tokenizer workdir with the config saved there;
-  writes metrics.json, reconstructions.png and codebook_usage.png; returns the metrics.
-  lpips: add the LPIPS distance (None: for adversarially trained runs only)."""
+class Evaluation(NamedTuple):
+  step: int         # the checkpoint's
+  metrics: dict     # as metrics.json holds them, with 'step'
+  directory: str    # where metrics.json and the PNGs were written
+
+
+def evaluate_latest(workdir: str, *, lpips: bool | None = None) -> Evaluation:
+  """Evaluates the latest readable checkpoint of a tokenizer workdir with the config saved
+  there; writes metrics.json, reconstructions.png and codebook_usage.png into a new
+  workdir/evaluations/step_<N> (step_<N>-<n> after an earlier evaluation of step N),
+  never over the training run's. lpips: add the LPIPS distance (None: for adversarially
+  trained runs only)."""
   run, state = restore_workdir(workdir)
-  return reports.report([ReconstructionEvaluator(run, lpips=lpips)], state,
-                        workdir=workdir_lib.absolute_path(workdir))
+  step = int(jax.device_get(state.step))
+  metrics, pictures = reports.evaluate([ReconstructionEvaluator(run, lpips=lpips)], state)
+  metrics = {"step": step, **metrics}
+  directory = os.path.join(workdir_lib.absolute_path(workdir), "evaluations", f"step_{step}")
+  if jax.process_index() == 0:  # named once the evaluation is done: no empty directory
+    directory = workdir_lib.new_evaluation_dir(workdir_lib.absolute_path(workdir), step)
+    reports.write(directory, metrics, pictures)
+  logging.info("evaluation of step %d written to %s: %s", step, directory, json.dumps(metrics))
+  return Evaluation(step, metrics, directory)
+
+
+def evaluate_workdir(workdir: str, *, lpips: bool | None = None) -> dict:
+  """The metrics of evaluate_latest(workdir, lpips=lpips)."""
+  return evaluate_latest(workdir, lpips=lpips).metrics
 
 
 def perceptual_metric(run: experiment.Experiment) -> tuple[Any, Any]:

@@ -18,6 +18,16 @@ A damaged step (or one orbax cannot read) is moved to a new name,
 `<directory>.corrupt/<step>-<UTC time>-<n>`, never over an earlier copy, with a warning
 naming the step, the file and where it went, and the step before it is restored.
 
+A read-only Checkpoints (read_only=True: what evaluation and sampling open) changes
+nothing on disk: it creates no directory, removes no temporary one, saves nothing, and
+restore_latest skips a damaged step with a warning naming it and why, leaving it in place,
+and restores the step before it.
+
+A save that cannot be written raises CheckpointSaveError (an OSError naming the step, the
+directory and the fix), once: before writing, where the disk has less free space than the
+state's bytes, and otherwise at the next save, wait() or close(), for the step whose
+background write failed. Later wait() and close() calls do not raise it again.
+
 A step whose stored tree (leaf paths and shapes, from orbax's metadata) differs from the
 model's abstract state was written by another config: that raises
 CheckpointMismatchError, a ValueError naming the differing leaves, and moves nothing.
@@ -33,7 +43,9 @@ process, and handed back in pmap's per-process form.
 from __future__ import annotations
 
 import datetime
+import errno
 import os
+import shutil
 from typing import Sequence
 
 from absl import logging
@@ -51,15 +63,21 @@ class CheckpointMismatchError(ValueError):
   """A checkpoint written by another config: its tree differs from the model's."""
 
 
+class CheckpointSaveError(OSError):
+  """A checkpoint that could not be written (a full disk, most often)."""
+
+
 class Checkpoints:
   """The checkpoints of one run, in `directory`.
 
   due(step) says whether step is one to save at (a multiple of save_every_steps);
   save(state) writes; writes finish in the background, so call wait() before relying on
   them, and close() at the end (both also write the finished step's manifest).
+  read_only: open them for reading only (see the module docstring).
   """
 
-  def __init__(self, directory: str, *, save_every_steps: int, max_to_keep: int | None):
+  def __init__(self, directory: str, *, save_every_steps: int, max_to_keep: int | None,
+               read_only: bool = False):
     if not isinstance(save_every_steps, int) or save_every_steps < 1:
       raise ValueError(f"checkpoint_every_steps is {save_every_steps!r}; it must be an int >= 1")
     if max_to_keep is not None and (not isinstance(max_to_keep, int) or max_to_keep < 1):
@@ -68,10 +86,13 @@ class Checkpoints:
     # A URL such as gs://bucket/dir (which a pod's processes share) is absolute already.
     self.directory = directory if "://" in directory else os.path.abspath(directory)
     self.save_every_steps = save_every_steps
-    self._options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                                 cleanup_tmp_directories=True)
+    self.read_only = read_only
+    self._options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
+        cleanup_tmp_directories=not read_only)
     self._manager = self._new_manager()
     self._unhashed_step = None  # saved, its manifest not yet written
+    self._failed = False  # a failed write was reported: close() does not raise it again
 
   def all_steps(self) -> Sequence[int]:
     return sorted(self._manager.all_steps())
@@ -83,11 +104,16 @@ class Checkpoints:
     return step % self.save_every_steps == 0
 
   def save(self, state: TrainState) -> bool:
-    """Saves state at its step; False if that step is already saved."""
+    """Saves state at its step; False if that step is already saved. Raises
+    CheckpointSaveError where the disk lacks the space, or an earlier save failed."""
+    if self.read_only:
+      raise ValueError(f"the checkpoints in {self.directory} were opened read-only; open "
+                       "them with read_only=False to save")
     self._write_manifest()
     step = int(jax.device_get(state.step))
     if step in self._manager.all_steps():
       return False
+    self._check_free_space(state, step)
     saved = self._manager.save(step, args=ocp.args.StandardSave(_to_global(state)), force=True)
     if saved:
       self._unhashed_step = step
@@ -118,7 +144,8 @@ class Checkpoints:
 
     Damaged or unreadable steps are moved aside (see the module docstring) with a warning
     naming what failed, so that training goes on from the step before and saves over
-    them. A step written by another config raises CheckpointMismatchError.
+    them; read-only, they are skipped and left in place, with a warning. A step written
+    by another config raises CheckpointMismatchError.
     """
     for step in reversed(self.all_steps()):
       try:
@@ -126,17 +153,26 @@ class Checkpoints:
       except CheckpointMismatchError:
         raise
       except Exception as error:  # pylint: disable=broad-except  # any failure: try older
-        self._quarantine(step, error)
+        if self.read_only:
+          self._skip(step, error)
+        else:
+          self._quarantine(step, error)
     return None
 
   def wait(self) -> None:
-    """Blocks until every save has been written, manifest included."""
-    self._manager.wait_until_finished()
+    """Blocks until every save has been written, manifest included; raises
+    CheckpointSaveError (once) if one failed."""
     self._write_manifest()
 
   def close(self) -> None:
-    self.wait()
-    self._manager.close()
+    try:
+      self.wait()
+    finally:
+      try:
+        self._manager.close()  # waits again: a failed write raises again
+      except Exception:  # pylint: disable=broad-except
+        if not self._failed:
+          raise
 
   def _new_manager(self) -> ocp.CheckpointManager:
     # The handler named up front lets item_metadata read steps this process did not save.
@@ -150,11 +186,54 @@ class Checkpoints:
     step, self._unhashed_step = self._unhashed_step, None
     if step is None:
       return
-    self._manager.wait_until_finished()
+    self._wait_for_save(step)
     if jax.process_index() == 0 and self._step_dir(step).exists():
       manifest.write(self._step_dir(step), step)
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f"vqjax checkpoint {step} manifest written")
+
+  def _wait_for_save(self, step: int) -> None:
+    """Waits for the background write of step; a failed write raises CheckpointSaveError
+    naming it, once."""
+    try:
+      self._manager.wait_until_finished()
+    except Exception as error:  # pylint: disable=broad-except  # orbax raises many kinds
+      self._failed = True
+      detail = str(error).splitlines()[0][:400] if str(error) else type(error).__name__
+      full = ("No space left on device" in str(error)
+              or getattr(error, "errno", None) == errno.ENOSPC)
+      failure = CheckpointSaveError(
+          errno.ENOSPC if full else errno.EIO,
+          f"the checkpoint at step {step} could not be written to {self.directory}: "
+          f"{'the disk is full' if full else 'the write failed'} ({detail}; "
+          f"{_free_space_text(self.directory)}). {self._fix_text()}")
+      if full:  # orbax has logged its tracebacks already: the one message is enough
+        raise failure from None
+      raise failure from error
+
+  def _check_free_space(self, state: TrainState, step: int) -> None:
+    """Raises CheckpointSaveError before writing when the disk's free space is under the
+    state's bytes (checkpoints compress little: trained weights look random)."""
+    needed = sum(int(np.prod(np.shape(leaf))) * np.dtype(leaf.dtype).itemsize
+                 for leaf in jax.tree.leaves(state) if hasattr(leaf, "dtype"))
+    free = _free_bytes(self.directory)
+    short = free is not None and free < needed
+    if jax.process_count() > 1:  # every process refuses, or none does
+      short = bool(np.any(multihost_utils.process_allgather(np.asarray(short, np.int32))))
+    if short:
+      raise CheckpointSaveError(
+          errno.ENOSPC,
+          f"the disk is full: the checkpoint at step {step} needs about {needed:,} bytes "
+          f"but {self.directory} has "
+          f"{'too few' if free is None else f'{free:,}'} bytes free, so it was not written. "
+          f"{self._fix_text()}")
+
+  def _fix_text(self) -> str:
+    latest = self._manager.latest_step()
+    resume = ("training resumes from the latest complete checkpoint, "
+              f"step {latest}" if latest is not None else "no checkpoint was written yet")
+    return (f"Free space on that disk (or lower config.train.keep_checkpoints), or train "
+            f"in a --workdir on a bigger disk, and run the same command again: {resume}")
 
   def _verify(self, step: int) -> bool:
     """True if the step's files match its manifest, False if it has none; raises
@@ -220,6 +299,31 @@ class Checkpoints:
     logging.warning("checkpoint at step %d in %s %s; moved it to %s", step, self.directory,
                     reason, target)
     return str(target)
+
+
+  def _skip(self, step: int, error: Exception) -> None:
+    logging.warning(
+        "checkpoint at step %d in %s is partial or corrupted and cannot be restored "
+        "(%s: %s); read-only, so it was left in place: using the previous checkpoint",
+        step, self.directory, type(error).__name__, str(error)[:600])
+    self._manager.close()  # a failed restore can leave the manager's view of items stale
+    self._manager = self._new_manager()
+
+
+def _free_bytes(directory: str) -> int | None:
+  """The free bytes of the disk holding directory (its nearest existing parent); None
+  for a URL (gs://...), whose space is not ours to count."""
+  if "://" in directory:
+    return None
+  path = directory
+  while not os.path.exists(path) and os.path.dirname(path) != path:
+    path = os.path.dirname(path)
+  return shutil.disk_usage(path).free
+
+
+def _free_space_text(directory: str) -> str:
+  free = _free_bytes(directory)
+  return "free space unknown" if free is None else f"{free:,} bytes free there now"
 
 
 def _leaf_shapes(tree) -> dict[str, tuple]:
