@@ -318,5 +318,12 @@ class SampleEvaluator:
     rng = jax.random.fold_in(jax.random.PRNGKey(run.config.seed), int(state.step))
     samples = sample_images(run, state, rng, num_samples=run.config.train.num_samples,
                             top_prior=self._top_prior, **self._sampling_args)
-    yield "samples", images.image_grid(samples,
+    yield "samples", images.image_grid(samples, columns=sample_columns(run),
                                        value_range=run.tokenizer.config.data.value_range)
+
+
+def sample_columns(run: PriorExperiment) -> int:
+  """Columns of a sample grid: one class per column for a class-conditional prior (whose
+  default labels are the classes in turn), else 8."""
+  num_classes = run.config.model.get("num_classes", 0) or 0
+  return num_classes if run.class_conditional and num_classes <= 16 else 8
