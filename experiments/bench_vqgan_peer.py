@@ -213,7 +213,8 @@ def main(args) -> dict[int, dict]:
   for threads in thread_counts:
     results[threads] = _run_worker(threads, args)
     print(f"{threads} thread(s): parameters (generator, discriminator) "
-          f"{results[threads]['parameters']}", flush=True)
+          f"{results[threads]['parameters']}; seconds per step "
+          f"{json.dumps(results[threads]['times'])}", flush=True)
   print(table(results))
   print(summary_line(results))
   return results
