@@ -84,6 +84,8 @@ def test_a_restart_before_discriminator_start_ends_like_an_uninterrupted_run(dat
   config.data.data_dir = data_dir
   config.optimizer.schedule = "constant"  # the schedule must not depend on num_steps
   config.train.update(kmeans_init=False, checkpoint_every_steps=100)
+  if "allow_config_change" in config.train:  # where restarts check config.json (issue 16)
+    config.train.allow_config_change = True  # the rerun asks for more steps
   config.gan.update(discriminator_start=3, perceptual_weight=0.0)  # LPIPS: test_gan_steps.py
 
   def train(workdir, num_steps):
