@@ -1,8 +1,11 @@
 """Benchmark: images/s and model FLOPs utilization (MFU) of the VQGAN train step of
-experiments/configs/vqgan_imagenet256_f16.py (taming's f16 ImageNet model) on random images.
+experiments/configs/vqgan_imagenet256_f16.py (taming's f16 ImageNet model) on random images;
+with --vs_taming, vqjax's step against taming-transformers' on the CPU
+(experiments/bench_vqgan_peer.py documents that comparison).
 
     python -m experiments.bench_vqgan --per_device_batch=8     # GPU/TPU, bfloat16
     python -m experiments.bench_vqgan --tiny --image_size=32 --per_device_batch=1 --steps=1
+    python -m experiments.bench_vqgan --vs_taming              # CPU, pip install -e .[bench]
 
 The step is built as the training loop builds it, without the dataset (ImageNet cannot be
 downloaded): the config's model, GAN parts and optimizer, a fresh state and
@@ -35,7 +38,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from experiments import benchmarking
+from experiments import bench_vqgan_peer, benchmarking
 from experiments.configs import vqgan_imagenet256_f16
 from vqjax.train import optimizer as optimizer_lib, parallel
 from vqjax.runner import build, gan_experiment
@@ -208,11 +211,15 @@ def parse_args(argv=None):
   parser.add_argument("--peak_tflops", type=float, default=None,
                       help="peak dense TFLOP/s per device for the MFU (default: looked up "
                            "from the device kind)")
+  bench_vqgan_peer.add_arguments(parser)
   return parser.parse_args(argv)
 
 
-def main(argv=None) -> Result:
+def main(argv=None):
+  """The f16 step's Result; with --vs_taming the comparison's {threads: timings}."""
   args = parse_args(argv)
+  if args.vs_taming or args.worker_threads:
+    return bench_vqgan_peer.main(args)
   print(f"jax {jax.__version__} on {jax.device_count()} x {jax.devices()[0].device_kind}; "
         f"vqgan_imagenet256_f16{' (tiny)' if args.tiny else ''}, {args.dtype}, "
         f"{args.image_size}x{args.image_size}, {args.per_device_batch} images per device",

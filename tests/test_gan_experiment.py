@@ -1,9 +1,11 @@
 """Adversarial experiments: every VQGAN config's one step on (mocked) data, the whole
-loop on the built-in digits with LPIPS in training and evaluation, a VQ-VAE trained with
-the adversarial sections, and the config checks."""
+loop on the built-in digits with LPIPS in training and evaluation, a restart across
+discriminator_start, a VQ-VAE trained with the adversarial sections, and the config
+checks."""
 import importlib
 import pathlib
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ import tensorflow_datasets as tfds
 import train_testing
 from experiments.configs import vqgan_digits
 from vqjax.train import gan_state
-from vqjax.runner import experiment, gan_experiment, token_cache, tokenizer_task
+from vqjax.runner import experiment, gan_experiment, loop, token_cache, tokenizer_task
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +75,32 @@ def test_vqgan_digits_trains_evaluates_with_lpips_and_feeds_token_grids(data_dir
   assert run.gan.perceptual.resize_to == 32 and state.ema_params
   grids = token_cache.restore_with_grids(workdir, ["test[:16]"]).grids["test[:16]"]
   assert grids.grids["tokens"].shape == (16, 4, 4)
+
+
+def test_a_restart_before_discriminator_start_ends_like_an_uninterrupted_run(data_dir,
+                                                                            tmp_path):
+  """The host switches programs at discriminator_start from the restored step."""
+  config = vqgan_digits.get_config("tiny")
+  config.data.data_dir = data_dir
+  config.optimizer.schedule = "constant"  # the schedule must not depend on num_steps
+  config.train.update(kmeans_init=False, checkpoint_every_steps=100)
+  if "allow_config_change" in config.train:  # where restarts check config.json (issue 16)
+    config.train.allow_config_change = True  # the rerun asks for more steps
+  config.gan.update(discriminator_start=3, perceptual_weight=0.0)  # LPIPS: test_gan_steps.py
+
+  def train(workdir, num_steps):
+    config.train.num_steps = num_steps
+    task = tokenizer_task.tokenizer_task(experiment.prepare(config))
+    loop.train_and_evaluate(task._replace(make_evaluators=lambda: []), workdir)
+    return jax.device_get(tokenizer_task.restore_workdir(workdir)[1])
+
+  uninterrupted = train(str(tmp_path / "uninterrupted"), 5)
+  stopped = train(str(tmp_path / "restarted"), 2)  # before the start
+  restarted = train(str(tmp_path / "restarted"), 5)
+  assert int(stopped.step) == 2 and int(restarted.step) == 5
+  chex.assert_trees_all_equal(restarted, uninterrupted)
+  assert not np.allclose(restarted.disc_params["conv0"]["kernel"],
+                         stopped.disc_params["conv0"]["kernel"])  # the GAN did switch on
 
 
 def test_a_vqvae_with_the_adversarial_sections_trains_adversarially(data_dir, tmp_path):

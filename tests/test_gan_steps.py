@@ -48,10 +48,11 @@ def _state(model, disc, g_tx, d_tx, **kwargs):
   return _jit(create)(_images(1))
 
 
-def _step(model, disc, g_tx, d_tx, settings):
+def _step(model, disc, g_tx, d_tx, settings, adversarial=True):
   step = functools.partial(gan_steps.gan_train_step, model=model, discriminator=disc,
                            perceptual=models.LPIPS(), generator_optimizer=g_tx,
-                           discriminator_optimizer=d_tx, settings=settings, axis_name=None)
+                           discriminator_optimizer=d_tx, settings=settings,
+                           adversarial=adversarial, axis_name=None)
   return _jit(step)
 
 
@@ -102,29 +103,44 @@ def test_adaptive_weight_and_generator_gradient_match_separate_gradients(name):
   chex.assert_trees_all_close(applied, total, rtol=2e-3, atol=1e-4)
 
 
-def test_discriminator_start_gates_the_gan_terms_and_updates():
-  model, disc = _models()
+def test_discriminator_start_switches_programs_on_the_host():
+  model, disc = _models(axis_name=parallel.AXIS_NAME)
   adam = optax.adam(1e-3, b1=0.5, b2=0.9)
-  state = _state(model, disc, adam, adam)
+  devices = jax.local_devices()[:1]
+  init = parallel.init_gan_state(model, disc, adam, adam, seed=0, image_shape=(SIZE, SIZE, 3),
+                                 devices=devices)
   settings = gan_steps.GANLossSettings(discriminator_start=1, perceptual_weight=0.0)
-  step = _step(model, disc, adam, adam, settings)
-  batch = {"image": _images()}
-  first, metrics = step(state, batch, None)
-  assert float(metrics["gan_weight"]) == 0.0 and float(metrics["discriminator_loss"]) == 0.0
-  chex.assert_trees_all_equal(first.disc_params, state.disc_params)
-  chex.assert_trees_all_equal(first.disc_opt_state, state.disc_opt_state)
-  chex.assert_trees_all_equal(first.disc_state, state.disc_state)
-  second, metrics = step(first, batch, None)
-  assert float(metrics["gan_weight"]) > 0.0 and float(metrics["discriminator_loss"]) > 0.0
+  build = lambda settings: parallel.gan_train_step(
+      model, disc, generator_optimizer=adam, discriminator_optimizer=adam, settings=settings,
+      devices=devices)
+  step = build(settings)
+  batch = {"image": _images()[None]}
+  state = jax.device_get(init())
+  first, before = step(init(), batch)  # the state is donated: compare with host copies
+  first_host = jax.device_get(first)
+  assert float(before["gan_weight"]) == 0.0 and float(before["discriminator_loss"]) == 0.0
+  chex.assert_trees_all_equal(first_host.disc_params, state.disc_params)
+  chex.assert_trees_all_equal(first_host.disc_opt_state, state.disc_opt_state)
+  chex.assert_trees_all_equal(first_host.disc_state, state.disc_state)
+  second, after = step(first, batch)  # the step counted on the host: now adversarial
+  assert sorted(after) == sorted(before)  # the logs keep their keys across the switch
+  assert float(after["gan_weight"]) > 0.0 and float(after["discriminator_loss"]) > 0.0
+  second = jax.device_get(second)
   assert not np.allclose(second.disc_params["conv0"]["kernel"],
-                         first.disc_params["conv0"]["kernel"])
+                         first_host.disc_params["conv0"]["kernel"])
   assert not np.allclose(second.disc_state["batch_stats"]["norm1"]["mean"],
-                         first.disc_state["batch_stats"]["norm1"]["mean"])
+                         first_host.disc_state["batch_stats"]["norm1"]["mean"])
+  # A state it did not return (a restart) has its step read: step 1 is adversarial...
+  _, restarted = build(settings)(jax.device_put(first_host), batch)
+  chex.assert_trees_all_close(restarted, after, rtol=1e-6)
+  # ... and a fresh state, even given to the same function, is not.
+  _, again = step(init(), batch)
+  assert float(again["gan_weight"]) == 0.0
   # Before the start, the generator's update is that of the reconstruction losses alone.
-  plain = _step(model, disc, adam, adam,
-                settings._replace(discriminator_weight=0.0, discriminator_start=0))
-  without_gan, _ = plain(state, batch, None)
-  chex.assert_trees_all_close(first.params, without_gan.params, rtol=1e-5, atol=1e-7)
+  plain = build(settings._replace(discriminator_weight=0.0, discriminator_start=0))
+  without_gan, _ = plain(init(), batch)
+  chex.assert_trees_all_close(first_host.params, jax.device_get(without_gan.params),
+                              rtol=1e-5, atol=1e-7)
 
 
 def test_generator_ema_and_lecam_state_in_bfloat16():

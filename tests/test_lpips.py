@@ -78,6 +78,28 @@ def test_gradient_wrt_images_is_finite_and_nonzero(variables, reference_images):
   assert float(jnp.max(jnp.abs(grad))) > 0
 
 
+def test_precomputed_target_features_give_the_same_distances_and_gradients(
+    variables, reference_images):
+  ref, p0, p1 = reference_images
+  images, targets = jnp.stack([p0, p1]), jnp.stack([ref, ref])
+  model = LPIPS()
+
+  @_jit
+  def both(variables, images, targets):
+    together = lambda x: jnp.sum(model.apply(variables, x, targets))
+    features = model.apply(variables, targets, method="target_features")
+    apart = lambda x: jnp.sum(model.apply(variables, x, features,
+                                          method="distance_to_features"))
+    return jax.value_and_grad(together)(images), jax.value_and_grad(apart)(images)
+
+  (value, grad), (value_apart, grad_apart) = both(variables, images, targets)
+  np.testing.assert_allclose(value_apart, value, rtol=1e-5)
+  np.testing.assert_allclose(grad_apart, grad, rtol=1e-4, atol=1e-7)
+  with pytest.raises(ValueError, match="method='target_features' on images of the same"):
+    model.apply(variables, images[:, :32, :32],
+                [jnp.zeros((2, 64, 64, 64))] * 5, method="distance_to_features")
+
+
 def test_unit_normalize_of_zero_features_is_zero_with_finite_gradient():
   # Where every ReLU channel is 0 the norm is 0; sqrt's infinite gradient must not leak.
   features = jnp.zeros((1, 2, 2, 4)).at[0, 0, 0].set(jnp.array([3.0, 4.0, 0.0, 0.0]))

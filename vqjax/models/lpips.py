@@ -121,21 +121,50 @@ class LPIPS(nn.Module):
   `__call__(images_a, images_b)` -> float32 distances [B]; 0 for identical images (up to
   ~1e-16 under jit, where XLA may round the two images' features differently). Grayscale
   images are repeated to 3 channels. Differentiable w.r.t. the images, for use as a loss.
+
+  When images_b are fixed targets (a training loss's real images), compute their features
+  once, outside the gradient, with method="target_features", and compare with
+  method="distance_to_features": the VGG pass then differentiates only images_a.
   """
   dtype: Dtype = jnp.float32
   resize_to: int | None = None
 
-  @nn.compact
+  def setup(self):
+    self.vgg = VGG16Features(dtype=self.dtype, name="VGG16_0")
+    self.heads = [_LinearHead(name=f"NetLinLayer_{i}") for i in range(len(_FEATURE_LAYERS))]
+
   def __call__(self, images_a, images_b) -> jax.Array:
     check_lpips_images(images_a, images_b, self.resize_to)
     batch = images_a.shape[0]
-    images = self._preprocess(jnp.concatenate([images_a, images_b]))  # one VGG pass
-    features = VGG16Features(dtype=self.dtype, name="VGG16_0")(images)
-    distance = jnp.zeros((batch,), jnp.float32)
-    for i, feature in enumerate(features):
-      feature = _unit_normalize(feature.astype(jnp.float32))
-      squared_difference = (feature[:batch] - feature[batch:]) ** 2
-      per_position = _LinearHead(name=f"NetLinLayer_{i}")(squared_difference)
+    features = self._features(jnp.concatenate([images_a, images_b]))  # one VGG pass
+    return self._distance([feature[:batch] for feature in features],
+                          [feature[batch:] for feature in features])
+
+  def target_features(self, images) -> list[jax.Array]:
+    """The unit-normalized float32 VGG features of images [B, H, W, C] (5 arrays), for
+    distance_to_features."""
+    check_lpips_images(images, images, self.resize_to)
+    return self._features(images)
+
+  def distance_to_features(self, images, target_features) -> jax.Array:
+    """float32 distances [B] from images to the images whose target_features these are."""
+    check_lpips_images(images, images, self.resize_to)
+    shapes = [feature.shape for feature in target_features]
+    features = self._features(images)
+    if shapes != [feature.shape for feature in features]:
+      raise ValueError(f"target_features have shapes {shapes} but these images' features "
+                       f"{[feature.shape for feature in features]}; compute them with "
+                       "method='target_features' on images of the same shape")
+    return self._distance(features, target_features)
+
+  def _features(self, images) -> list[jax.Array]:
+    return [_unit_normalize(feature.astype(jnp.float32))
+            for feature in self.vgg(self._preprocess(images))]
+
+  def _distance(self, features_a, features_b) -> jax.Array:
+    distance = jnp.zeros((features_a[0].shape[0],), jnp.float32)
+    for head, feature_a, feature_b in zip(self.heads, features_a, features_b):
+      per_position = head((feature_a - feature_b) ** 2)
       distance = distance + jnp.mean(per_position, axis=(1, 2, 3))
     return distance
 
@@ -148,7 +177,6 @@ class LPIPS(nn.Module):
     if images.shape[-1] == 1:
       images = jnp.repeat(images, 3, axis=-1)
     return ((images - jnp.array(_SHIFT)) / jnp.array(_SCALE)).astype(self.dtype)
-
 
 def lpips_distance(variables, images_a, images_b, *, resize_to: int | None = None) -> jax.Array:
   """float32 LPIPS distances [B] between images_a and images_b under the given variables,

@@ -119,7 +119,9 @@ def _lpips_variables(path: str | None) -> Any:
 
 def train_step(model: nn.Module, optimizer: optimizer_lib.Optimizer, parts: GANParts, *,
                quantizer_loss_weights=None) -> Callable:
-  """The pmapped (state, batch) -> (state, metrics) of a VQGAN, LPIPS loaded if used."""
+  """The pmapped (state, batch) -> (state, metrics) of a VQGAN, LPIPS loaded if used: two
+  programs, before and from config.gan.discriminator_start, chosen on the host by the
+  step number (vqjax.train.parallel.gan_train_step)."""
   use_lpips = parts.settings.perceptual_weight > 0
   return parallel.gan_train_step(
       model, parts.discriminator, generator_optimizer=optimizer.transform,

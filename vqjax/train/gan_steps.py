@@ -10,8 +10,12 @@ clipped to [0, max_adaptive_weight], with W the decoder's last layer (model.outp
 and rec the pixel + perceptual loss (taming-transformers' adaptive weight). The
 discriminator sees the step's reconstructions (held fixed) and the real images.
 
-Before discriminator_start both the GAN term and the discriminator's update are off
-(a lax.cond skips their computation). The step is written for one device and a pod alike:
+Before discriminator_start both the GAN term and the discriminator's update are off. The
+switch is the static argument `adversarial`, chosen on the host from the step number
+(vqjax.train.parallel.gan_train_step), so the two kinds of step compile as two programs:
+convolutions inside lax.cond run many times slower on XLA:CPU (the PatchGAN's forward and
+backward: 0.24 s as plain jit, 3.46 s inside a cond). The step is written for one device
+and a pod alike:
 gradients, metrics and lambda's gradient norms are averaged over axis_name, and a
 discriminator with batch norm synchronizes its statistics over the same axis.
 
@@ -19,7 +23,8 @@ How lambda is computed without extra passes through the generator: the generator
 to the features before its last layer under jax.vjp; the losses are differentiated with
 respect to (last layer, features), which only runs the last layer, LPIPS and the
 discriminator backwards; the GAN term's cotangents are scaled by gan_weight and added to
-the reconstruction's; one pullback through the generator then gives its gradients.
+the reconstruction's; one pullback through the generator then gives its gradients. LPIPS
+reads the real images' VGG features computed once, outside the gradient.
 """
 from __future__ import annotations
 
@@ -108,24 +113,31 @@ def discriminate(discriminator: nn.Module, params, disc_state, images, *, train:
   return discriminator.apply(variables, images, train=train).astype(jnp.float32), disc_state
 
 
+def is_adversarial(step: int, settings: GANLossSettings) -> bool:
+  """Whether the update from `step` (the updates done so far) has the GAN terms on."""
+  return step >= settings.discriminator_start
+
+
 def gan_train_step(state: GANTrainState, batch, perceptual_variables=None, *, model: nn.Module,
                    discriminator: nn.Module, perceptual: nn.Module | None,
                    generator_optimizer: optax.GradientTransformation,
                    discriminator_optimizer: optax.GradientTransformation,
+                   adversarial: bool,
                    settings: GANLossSettings = GANLossSettings(),
                    quantizer_loss_weights: Mapping[str, float] | None = None,
                    axis_name: str | None = "batch"):
   """One generator and one discriminator update on this device's share of the batch.
 
   model: a tokenizer with decoder_features / to_image and output_layer_path (VQGAN,
-  VQVAE); perceptual: an LPIPS module
-  applied with perceptual_variables (unused when settings.perceptual_weight is 0).
+  VQVAE); perceptual: an LPIPS module applied with perceptual_variables (unused when
+  settings.perceptual_weight is 0). adversarial (static): the GAN terms and the
+  discriminator's update on; pass is_adversarial(step, settings). Off, the metrics keep
+  their keys, the GAN ones 0, and the discriminator's state is returned unchanged.
   Returns (state, metrics), metrics as means over the global batch.
   """
   images = batch["image"]
   key = step_key(state)
   quantizer_key, dropout_key = jax.random.split(key)
-  gan_on = state.step >= settings.discriminator_start
   path = tuple(model.output_layer_path)
   body_params, output_params = split_output_layer(state.params, path)
 
@@ -145,12 +157,17 @@ def gan_train_step(state: GANTrainState, batch, perceptual_variables=None, *, mo
     return model.apply({"params": _nest(output_params, path)}, decoder_features,
                        method="to_image")
 
+  real_features = None
+  if settings.perceptual_weight:  # the real images' half of LPIPS: no gradient needed
+    real_features = perceptual.apply(perceptual_variables, images, method="target_features")
+
   def rec_loss_fn(output_params, decoder_features):
     reconstruction = to_image(output_params, decoder_features)
     pixel = losses.reconstruction_loss(reconstruction, images, settings.reconstruction_loss)
     perceptual_loss = jnp.zeros((), jnp.float32)
     if settings.perceptual_weight:
-      perceptual_loss = jnp.mean(perceptual.apply(perceptual_variables, reconstruction, images))
+      perceptual_loss = jnp.mean(perceptual.apply(
+          perceptual_variables, reconstruction, real_features, method="distance_to_features"))
     return pixel + settings.perceptual_weight * perceptual_loss, (
         reconstruction, pixel, perceptual_loss)
 
@@ -160,29 +177,25 @@ def gan_train_step(state: GANTrainState, batch, perceptual_variables=None, *, mo
                                   reconstruction, train=True)
     return losses.generator_loss(fake_logits, settings.gan_loss)
 
-  (rec_loss, (reconstruction, pixel, perceptual_loss)), rec_grads = jax.value_and_grad(
-      rec_loss_fn, argnums=(0, 1), has_aux=True)(output_params, decoder_features)
+  (rec_loss, (reconstruction, pixel, perceptual_loss)), (output_grads, feature_grads) = (
+      jax.value_and_grad(rec_loss_fn, argnums=(0, 1), has_aux=True)(
+          output_params, decoder_features))
 
-  def gan_terms():
+  zero = jnp.zeros((), jnp.float32)
+  gan_loss, adaptive, gan_weight = zero, zero, zero
+  if adversarial:
     gan_loss, gan_grads = jax.value_and_grad(gan_loss_fn, argnums=(0, 1))(
         output_params, decoder_features)
-    last_rec, last_gan = rec_grads[0]["kernel"], gan_grads[0]["kernel"]
+    last_rec, last_gan = output_grads["kernel"], gan_grads[0]["kernel"]
     if axis_name is not None:  # lambda from the global gradients, the same on every device
       last_rec, last_gan = jax.lax.pmean((last_rec, last_gan), axis_name)
-    weight = (losses.adaptive_weight(last_rec, last_gan,
-                                     max_weight=settings.max_adaptive_weight)
-              if settings.adaptive_weight else jnp.ones((), jnp.float32))
-    return gan_loss, weight, gan_grads
-
-  def no_gan_terms():
-    zero = jnp.zeros((), jnp.float32)
-    return zero, zero, jax.tree.map(jnp.zeros_like, rec_grads)
-
-  gan_loss, adaptive, gan_grads = jax.lax.cond(gan_on, gan_terms, no_gan_terms)
-  gan_weight = settings.discriminator_weight * adaptive * gan_on
-  output_grads, feature_grads = jax.tree.map(
-      lambda r, g: r + (gan_weight * g.astype(jnp.float32)).astype(r.dtype), rec_grads,
-      gan_grads)
+    adaptive = (losses.adaptive_weight(last_rec, last_gan,
+                                       max_weight=settings.max_adaptive_weight)
+                if settings.adaptive_weight else jnp.ones((), jnp.float32))
+    gan_weight = settings.discriminator_weight * adaptive
+    output_grads, feature_grads = jax.tree.map(
+        lambda r, g: r + (gan_weight * g.astype(jnp.float32)).astype(r.dtype),
+        (output_grads, feature_grads), gan_grads)
   (body_grads,) = body_pullback((feature_grads, jnp.ones((), jnp.float32)))
   grads = join_output_layer(body_grads, output_grads, path)
   if axis_name is not None:
@@ -194,9 +207,10 @@ def gan_train_step(state: GANTrainState, batch, perceptual_variables=None, *, mo
     decay = settings.generator_ema_decay
     ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema_params, params)
 
-  disc_update = _discriminator_update(
-      state, images, jax.lax.stop_gradient(reconstruction), gan_on, discriminator=discriminator,
-      optimizer=discriminator_optimizer, settings=settings, axis_name=axis_name)
+  update = _discriminator_update if adversarial else _no_discriminator_update
+  disc_update = update(state, images, jax.lax.stop_gradient(reconstruction),
+                       discriminator=discriminator, optimizer=discriminator_optimizer,
+                       settings=settings, axis_name=axis_name)
   state = state.replace(
       step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema_params,
       quantizer_state=updated.get(QUANTIZER_STATE, state.quantizer_state),
@@ -215,10 +229,10 @@ def gan_train_step(state: GANTrainState, batch, perceptual_variables=None, *, mo
   return state, metrics
 
 
-def _discriminator_update(state: GANTrainState, images, reconstruction, gan_on, *,
-                          discriminator, optimizer, settings: GANLossSettings, axis_name):
+def _discriminator_update(state: GANTrainState, images, reconstruction, *, discriminator,
+                          optimizer, settings: GANLossSettings, axis_name):
   """The discriminator's new params, optimizer state, collections, LeCam EMAs and
-  metrics; all unchanged (and the metrics 0) while gan_on is False."""
+  metrics."""
   lecam_ema = losses.LeCamEMA(**state.lecam_ema) if state.lecam_ema else None
 
   def loss_fn(params):
@@ -238,30 +252,31 @@ def _discriminator_update(state: GANTrainState, images, reconstruction, gan_on, 
       loss += 0.5 * settings.r1_gamma * terms["r1_penalty"]
     return loss, (disc_state, real_logits, fake_logits, terms)
 
-  def update():
-    (loss, (disc_state, real_logits, fake_logits, terms)), grads = jax.value_and_grad(
-        loss_fn, has_aux=True)(state.disc_params)
-    if axis_name is not None:
-      grads = jax.lax.pmean(grads, axis_name)
-    updates, opt_state = optimizer.update(grads, state.disc_opt_state, state.disc_params)
-    new_lecam = state.lecam_ema
-    if lecam_ema is not None:
-      new_lecam = losses.update_lecam_ema(lecam_ema, real_logits, fake_logits,
-                                          decay=settings.lecam_decay,
-                                          axis_name=axis_name)._asdict()
-    metrics = {"discriminator_loss": loss, "logits_real": jnp.mean(real_logits),
-               "logits_fake": jnp.mean(fake_logits), **terms,
-               "discriminator_grad_norm": losses.global_norm(grads)}
-    return {"params": optax.apply_updates(state.disc_params, updates), "opt_state": opt_state,
-            "state": disc_state, "lecam_ema": new_lecam, "metrics": metrics}
+  (loss, (disc_state, real_logits, fake_logits, terms)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.disc_params)
+  if axis_name is not None:
+    grads = jax.lax.pmean(grads, axis_name)
+  updates, opt_state = optimizer.update(grads, state.disc_opt_state, state.disc_params)
+  new_lecam = state.lecam_ema
+  if lecam_ema is not None:
+    new_lecam = losses.update_lecam_ema(lecam_ema, real_logits, fake_logits,
+                                        decay=settings.lecam_decay,
+                                        axis_name=axis_name)._asdict()
+  metrics = {"discriminator_loss": loss, "logits_real": jnp.mean(real_logits),
+             "logits_fake": jnp.mean(fake_logits), **terms,
+             "discriminator_grad_norm": losses.global_norm(grads)}
+  return {"params": optax.apply_updates(state.disc_params, updates), "opt_state": opt_state,
+          "state": disc_state, "lecam_ema": new_lecam, "metrics": metrics}
 
-  def keep():
-    names = ["discriminator_loss", "logits_real", "logits_fake", "discriminator_gan_loss",
-             "discriminator_grad_norm"]
-    names += ["lecam_loss"] * bool(lecam_ema is not None and settings.lecam_weight)
-    names += ["r1_penalty"] * bool(settings.r1_gamma)
-    return {"params": state.disc_params, "opt_state": state.disc_opt_state,
-            "state": state.disc_state, "lecam_ema": state.lecam_ema,
-            "metrics": {name: jnp.zeros((), jnp.float32) for name in names}}
 
-  return jax.lax.cond(gan_on, update, keep)
+def _no_discriminator_update(state: GANTrainState, images, reconstruction, *, discriminator,
+                             optimizer, settings: GANLossSettings, axis_name):
+  """Before discriminator_start: the discriminator's state unchanged, its metrics 0."""
+  del images, reconstruction, discriminator, optimizer, axis_name
+  names = ["discriminator_loss", "logits_real", "logits_fake", "discriminator_gan_loss",
+           "discriminator_grad_norm"]
+  names += ["lecam_loss"] * bool(state.lecam_ema and settings.lecam_weight)
+  names += ["r1_penalty"] * bool(settings.r1_gamma)
+  return {"params": state.disc_params, "opt_state": state.disc_opt_state,
+          "state": state.disc_state, "lecam_ema": state.lecam_ema,
+          "metrics": {name: jnp.zeros((), jnp.float32) for name in names}}

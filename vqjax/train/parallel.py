@@ -10,6 +10,7 @@ and the train step donates it so its buffers are reused in place.
 from __future__ import annotations
 
 import functools
+import weakref
 from typing import Callable, Mapping, Sequence
 
 import flax.linen as nn
@@ -120,15 +121,54 @@ def gan_train_step(model: nn.Module, discriminator: nn.Module, *,
                    perceptual_variables=None,
                    quantizer_loss_weights: Mapping[str, float] | None = None,
                    devices: Sequence[jax.Device] | None = None) -> Callable:
-  """(state, batch) -> (state, metrics) of a VQGAN, the state donated; global means."""
-  step = functools.partial(
-      gan_steps.gan_train_step, model=model, discriminator=discriminator,
-      perceptual=perceptual, generator_optimizer=generator_optimizer,
-      discriminator_optimizer=discriminator_optimizer, settings=settings,
-      quantizer_loss_weights=quantizer_loss_weights, axis_name=AXIS_NAME)
-  mapped = jax.pmap(step, axis_name=AXIS_NAME, in_axes=(None, 0, None),
+  """(state, batch) -> (state, metrics) of a VQGAN, the state donated; global means.
+
+  Two programs, each compiled on first use: before settings.discriminator_start and from
+  it on (gan_steps.gan_train_step's static `adversarial`). The host chooses by the step
+  number, read from the state once and then counted while each call is given the state
+  the previous one returned (any other state is read again). .mapped (the adversarial
+  program), .mapped_before_start and .constant let a benchmark compile ahead of time.
+  """
+  def mapped(adversarial: bool) -> Callable:
+    step = functools.partial(
+        gan_steps.gan_train_step, model=model, discriminator=discriminator,
+        perceptual=perceptual, generator_optimizer=generator_optimizer,
+        discriminator_optimizer=discriminator_optimizer, adversarial=adversarial,
+        settings=settings, quantizer_loss_weights=quantizer_loss_weights,
+        axis_name=AXIS_NAME)
+    return jax.pmap(step, axis_name=AXIS_NAME, in_axes=(None, 0, None),
                     out_axes=(None, None), donate_argnums=(0,), devices=devices)
-  return _with_constant(mapped, perceptual_variables, devices)
+
+  programs = {False: mapped(False), True: mapped(True)}  # jax.pmap compiles lazily
+  constant = jax.device_put(perceptual_variables, replicated_sharding(devices))
+  steps_done = _HostStepCounter()
+
+  def call(state, batch):
+    step = steps_done.read(state)
+    state, metrics = programs[gan_steps.is_adversarial(step, settings)](state, batch, constant)
+    steps_done.returned(state, step + 1)
+    return state, metrics
+
+  call.mapped, call.mapped_before_start = programs[True], programs[False]
+  call.constant = constant
+  return call
+
+
+class _HostStepCounter:
+  """The step number of the state a train step was last given, without a device sync
+  per step: int(state.step) once, then counted while the caller feeds back each state
+  the step returned (a weak reference recognizes it)."""
+
+  def __init__(self):
+    self._state, self._step = lambda: None, None
+
+  def read(self, state) -> int:
+    if self._state() is state:
+      return self._step
+    return int(jax.device_get(state.step))
+
+  def returned(self, state, step: int) -> None:
+    self._state, self._step = weakref.ref(state), step
 
 
 def init_prior_state(model: nn.Module, optimizer: optax.GradientTransformation, *, seed: int,
