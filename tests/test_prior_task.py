@@ -45,7 +45,8 @@ def test_one_step_writes_metrics_and_samples_then_resumes(tokenizer_workdir, tmp
                              written["nll_nats_per_token"] * 16 / math.log(2) / 64, rtol=1e-5)
   assert os.path.getsize(tmp_path / "prior" / "samples.png") > 0
 
-  resumed = prior_task.train_prior(_config(tokenizer_workdir, num_steps=2), workdir)
+  resumed = prior_task.train_prior(
+      _config(tokenizer_workdir, num_steps=2, allow_config_change=True), workdir)
   assert resumed["step"] == 2
   checkpoints = workdir_lib.checkpoints_of(workdir, _config(tokenizer_workdir))
   try:

@@ -77,6 +77,7 @@ def test_bottom_prior_trains_resumes_and_samples_over_the_top_prior(
 
   config = _config(prior_vqvae2_bottom, tokenizer_workdir, num_steps=2)
   config.top_prior_workdir = top_prior_workdir
+  config.train.allow_config_change = True  # more steps and a top prior: safe changes
   assert prior_task.train_prior(config, workdir)["step"] == 2  # resumed from step 1
   _finite_nll(workdir, step=2)
   assert os.path.getsize(os.path.join(workdir, "samples.png")) > 0

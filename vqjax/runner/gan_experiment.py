@@ -30,6 +30,7 @@ import ml_collections
 from vqjax import models
 from vqjax.models import lpips
 from vqjax.train import gan_steps, optimizer as optimizer_lib, parallel
+from vqjax.train.fields import check_known_fields
 from vqjax.runner import build
 
 SECTIONS = ("discriminator", "discriminator_optimizer", "gan", "lpips")
@@ -67,10 +68,7 @@ def prepare_gan(config: ml_collections.ConfigDict) -> GANParts:
       config.discriminator_optimizer, total_steps=config.train.num_steps,
       where="config.discriminator_optimizer")
   lpips_config = config.lpips.to_dict()
-  unknown = sorted(set(lpips_config) - {"weights", "resize_to"})
-  if unknown:
-    raise ValueError(f"config.lpips has unknown field(s) {unknown}; its fields are "
-                     "weights, resize_to")
+  check_known_fields(lpips_config, ("weights", "resize_to"), where="config.lpips")
   perceptual = models.LPIPS(resize_to=lpips_config.get("resize_to"))
   return GANParts(discriminator, optimizer, settings, perceptual, lpips_config.get("weights"))
 
@@ -88,11 +86,7 @@ def check_images(parts: GANParts, image_shape: tuple[int, int, int]) -> None:
 
 def gan_settings(gan_config: ml_collections.ConfigDict) -> gan_steps.GANLossSettings:
   fields = gan_config.to_dict()
-  known = gan_steps.GANLossSettings._fields
-  unknown = sorted(set(fields) - set(known))
-  if unknown:
-    raise ValueError(f"config.gan has unknown field(s) {unknown}; its fields are "
-                     f"{', '.join(known)}")
+  check_known_fields(fields, gan_steps.GANLossSettings._fields, where="config.gan")
   return gan_steps.GANLossSettings(**fields)
 
 
