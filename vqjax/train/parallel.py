@@ -236,3 +236,14 @@ def prior_sample_step(prior: nn.Module, *, per_device_batch: int,
     return mapped(variables, rngs, labels, condition)
 
   return sampler
+
+
+def inception_features_step(network: nn.Module, variables, *,
+                            devices: Sequence[jax.Device] | None = None) -> Callable:
+  """images [devices, per-device batch, H, W, 3] in [0, 255] -> the FID Inception network's
+  outputs (vqjax.models.inception.InceptionV3: 'pool0', 'pool3', 'logits' with a
+  classifier), laid out like the images; its variables are placed on the devices once."""
+  mapped = jax.pmap(lambda constant, images: network.apply(constant, images),
+                    axis_name=AXIS_NAME, in_axes=(None, 0), devices=devices)
+  variables = jax.device_put(variables, replicated_sharding(devices))
+  return lambda images: mapped(variables, images)
