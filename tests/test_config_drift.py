@@ -5,6 +5,7 @@ import copy
 import hashlib
 import os
 
+import ml_collections
 import pytest
 
 import train_testing
@@ -80,4 +81,7 @@ def test_safe_changes_need_the_flag_and_other_changes_are_refused_even_with_it(d
 def test_differences_compare_lists_and_tuples_alike():
   assert config_drift.differences({"a": {"b": (1, 2)}}, {"a": {"b": [1, 2]}}) == []
   assert config_drift.differences({"a": 1}, {"a": 1, "c": 2}) == [("c", None, 2)]
-  assert config_drift.is_safe("distributed.process_id") and not config_drift.is_safe("seed")
+  assert config_drift.is_safe("train.num_steps") and not config_drift.is_safe("seed")
+  saved = ml_collections.ConfigDict({"distributed": {"process_id": 0}, "train": {}})
+  config_drift.check_resume(saved, ml_collections.ConfigDict(
+      {"distributed": {"process_id": 1}, "train": {}}), workdir="w")  # each pod process

@@ -5,11 +5,12 @@ A restart compares its config with the workdir's config.json before touching any
   safe fields    change how long, how often and how loudly a run goes, not what its
                  state is or means: step counts, the learning-rate schedule, logging,
                  checkpoint and evaluation intervals and settings, sampling settings,
-                 paths that moved, the distributed set-up. A change resumes only with
+                 paths that moved. A change resumes only with
                  --config.train.allow_config_change=true, with a warning listing it.
   other fields   the model, quantizer, data shapes and order, optimizer structure, seeds,
                  the tokenizer a prior models: a change refuses to resume whatever the
                  flag says; use a new --workdir (or the config that wrote the workdir).
+  ignored        the distributed set-up (each process of a pod has its own process_id).
 """
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ SAFE_FIELDS = (
     "discriminator_optimizer.schedule", "discriminator_optimizer.end_learning_rate_fraction",
     "discriminator_optimizer.grad_clip_norm",
     "data.eval_split", "data.eval_batch_size", "data.variance_examples", "data.data_dir",
-    "data.download", "lpips.weights", "top_prior_workdir", "distributed",
+    "data.download", "lpips.weights", "top_prior_workdir",
 )
+# Where a process runs, not what the run is: every process of a pod has its own id.
+IGNORED = (ALLOW_FLAG, "distributed")
 
 
 class ConfigChangeError(ValueError):
@@ -52,7 +55,11 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any],
 
 
 def is_safe(field: str) -> bool:
-  return any(field == safe or field.startswith(safe + ".") for safe in SAFE_FIELDS)
+  return _within(field, SAFE_FIELDS)
+
+
+def _within(field: str, prefixes) -> bool:
+  return any(field == prefix or field.startswith(prefix + ".") for prefix in prefixes)
 
 
 def check_resume(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict, *,
@@ -60,7 +67,7 @@ def check_resume(saved: ml_collections.ConfigDict, config: ml_collections.Config
   """Raises ConfigChangeError listing each differing field and the ways out, unless config
   may resume the run that saved `saved` (see the module docstring)."""
   changes = [change for change in differences(saved.to_dict(), config.to_dict())
-             if change[0] != ALLOW_FLAG]
+             if not _within(change[0], IGNORED)]
   if not changes:
     return
   unsafe = [change for change in changes if not is_safe(change[0])]
