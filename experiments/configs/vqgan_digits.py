@@ -14,7 +14,7 @@ def get_config(arg: str | None = None):
   args = default.parse_arg(arg, tiny=False)
   config = default.get_vqgan_config()
   config.data.update(dataset="vqjax_digits", download=True, random_flip=False,
-                     batch_size=64, eval_batch_size=128, variance_examples=None)
+                     batch_size=64, eval_batch_size=128, variance_examples=1_500)
   config.model.update(image_channels=1, channels=32, channel_multipliers=(1, 2),
                       num_res_blocks=1, attention_resolutions=(4,), z_channels=16,
                       embedding_dim=16)
