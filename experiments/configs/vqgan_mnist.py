@@ -18,7 +18,7 @@ def get_config(arg: str | None = None):
   args = default.parse_arg(arg, tiny=False, codebook_size=128)
   config = default.get_vqgan_config()
   config.data.update(dataset="mnist", data_dir="../shared/tfds", download=False,
-                     random_flip=False, batch_size=16, eval_batch_size=250)
+                     random_flip=False, batch_size=16, eval_batch_size=256)
   config.model.update(image_channels=1, channels=16, channel_multipliers=(1, 2, 4),
                       num_res_blocks=1, attention_resolutions=(7,), z_channels=32,
                       embedding_dim=32)
