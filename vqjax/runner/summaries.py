@@ -12,6 +12,7 @@ import math
 import time
 from typing import Mapping
 
+from absl import logging
 from clu import metric_writers
 import jax
 import numpy as np
@@ -140,6 +141,22 @@ def _rate(rates: Mapping[str, float]) -> str:
   steps = f"{per_second:.1f} steps/s" if per_second >= 1 else f"{1 / per_second:.1f} s/step"
   images = rates["images_per_second"]
   return f"{steps} {images:.0f} images/s" if images >= 10 else f"{steps} {images:.2g} images/s"
+
+
+class Heartbeat:
+  """A line every `every_seconds` of a long pass (an evaluation over a split), so that a
+  pass of minutes does not look hung: '<what>: <done> <unit> in <s> s'."""
+
+  def __init__(self, what: str, *, unit: str = "examples", every_seconds: float = 30.0,
+               clock=time.monotonic):
+    self._what, self._unit, self._every, self._clock = what, unit, every_seconds, clock
+    self._start = self._last = clock()
+
+  def tick(self, done: int) -> None:
+    now = self._clock()
+    if now - self._last >= self._every:
+      self._last = now
+      logging.info("%s: %d %s in %.0f s", self._what, done, self._unit, now - self._start)
 
 
 class SummaryWriter:
