@@ -10,15 +10,14 @@ a damaged checkpoint is skipped with a warning, never moved.
 
   python -m experiments.evaluate --workdir=/tmp/digits
   python -m experiments.evaluate --workdir=/tmp/mnist --lpips
+  python -m experiments.evaluate --workdir=workdir/quickstart/tokenizer   # the quick start's
 """
 import json
 import sys
 
-from absl import app
 from absl import flags
 
 from experiments import cli
-from vqjax.runner import tokenizer_task
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "The workdir of a training run.")
@@ -29,6 +28,9 @@ flags.mark_flag_as_required("workdir")
 
 def main(argv):
   cli.check_no_arguments(argv, "--workdir=DIR")
+  cli.check_run_workdir(FLAGS.workdir, command="evaluate", prior=False)
+  cli.setup_console()
+  from vqjax.runner import tokenizer_task  # pylint: disable=import-outside-toplevel
   evaluation = tokenizer_task.evaluate_latest(FLAGS.workdir, lpips=FLAGS.lpips)
   print(json.dumps(evaluation.metrics, indent=2))
   print(f"evaluated the checkpoint at step {evaluation.step} of {FLAGS.workdir}; wrote "
@@ -36,4 +38,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

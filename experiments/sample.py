@@ -5,6 +5,7 @@ It changes nothing else in the workdirs: a damaged checkpoint is skipped, never 
 
   python -m experiments.sample --workdir=/tmp/digits_prior --num_samples=64 --top_k=20
   python -m experiments.sample --workdir=/tmp/digits_prior --label=3 --temperature=0.8
+  python -m experiments.sample --workdir=workdir/quickstart/prior     # the quick start's
 
 A VQ-VAE-2 bottom prior samples its top grids from the top prior in --top_prior_workdir
 (default: its config.top_prior_workdir; where neither is set, it conditions on the
@@ -17,13 +18,9 @@ from __future__ import annotations
 
 import os
 
-from absl import app
 from absl import flags
-import jax
-import numpy as np
 
 from experiments import cli
-from vqjax.runner import images, prior_task, workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 
@@ -33,6 +30,11 @@ def run(workdir: str, *, num_samples: int = 32, output: str | None = None,
         label: int | None = None, top_prior_workdir: str | None = None, seed: int = 0) -> str:
   """Samples the prior in workdir and writes the PNG grid (see the module docstring);
   returns its path. What was asked is checked (config.json only) before anything loads."""
+  # Imported here, so that --help answers at once.
+  import jax  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from vqjax.runner import (images, prior_task,  # pylint: disable=import-outside-toplevel
+                            workdir as workdir_lib)
   sampling_args = dict(temperature=temperature, top_k=top_k, top_p=top_p)
   prior_task.check_sample_request(workdir, num_samples=num_samples, label=label,
                                   **sampling_args)
@@ -53,6 +55,8 @@ def run(workdir: str, *, num_samples: int = 32, output: str | None = None,
 
 def main(argv):
   cli.check_no_arguments(argv, "--workdir=PRIOR_DIR --num_samples=32")
+  cli.check_run_workdir(FLAGS.workdir, command="sample", prior=True)
+  cli.setup_console()
   run(FLAGS.workdir, num_samples=FLAGS.num_samples, output=FLAGS.output,
       temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p, label=FLAGS.label,
       top_prior_workdir=FLAGS.top_prior_workdir, seed=FLAGS.seed)
@@ -91,4 +95,4 @@ def define_flags():
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)

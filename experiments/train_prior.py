@@ -5,14 +5,13 @@ workdir resumes exactly.
       --config.tokenizer_workdir=/tmp/digits --workdir=/tmp/digits_prior
 
 A VQ-VAE-2 tokenizer takes two priors, config.level 'top' and 'bottom' (the bottom one
-conditioned on the top grid): prior_vqvae2_top.py and prior_vqvae2_bottom.py.
+conditioned on the top grid): prior_vqvae2_top.py and prior_vqvae2_bottom.py. --verbose
+adds every library's log lines to the console.
 """
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
 from experiments import cli
-from vqjax.runner import prior_task
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for the prior's checkpoints, logs, results.")
@@ -24,8 +23,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   cli.check_no_arguments(argv, "--config=experiments/configs/prior_digits.py "
                          "--config.tokenizer_workdir=TOKENIZER_DIR --workdir=DIR")
+  cli.setup_console()
+  from vqjax.runner import prior_task  # pylint: disable=import-outside-toplevel
   prior_task.train_prior(FLAGS.config, FLAGS.workdir)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -1,5 +1,12 @@
 """experiments/cli.py: a stray argument on any entry point's command line names the flag
-syntax."""
+syntax; --help is fast and exits 0; a folder of runs names the subfolder; the quiet console."""
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+
 from absl import app
 import pytest
 
@@ -33,3 +40,50 @@ def test_a_boolean_flags_separate_value_is_named():
 def test_every_entry_point_checks_its_arguments(module):
   source = open(f"experiments/{module}.py").read()
   assert "cli.check_no_arguments(argv" in source
+
+
+@pytest.mark.parametrize("module", ["train", "train_prior", "evaluate", "sample", "quickstart"])
+def test_help_exits_0_without_importing_tensorflow_or_jax(module):
+  probe = (f"import runpy, sys\nsys.argv = ['{module}', '--help']\ncode = None\n"
+           f"try:\n  runpy.run_module('experiments.{module}', run_name='__main__')\n"
+           "except SystemExit as error:\n  code = error.code\n"
+           "print('RESULT', code, 'tensorflow' in sys.modules, 'jax' in sys.modules)\n")
+  result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, check=False)
+  assert result.stdout.splitlines()[-1] == "RESULT 0 False False", result.stderr[-2000:]
+  assert "--workdir" in result.stdout  # the flags were listed
+
+
+def _run(directory, config):
+  directory.mkdir(parents=True)
+  (directory / "config.json").write_text(json.dumps(config))
+
+
+def test_a_folder_of_runs_names_the_subfolder_to_pass(tmp_path):
+  _run(tmp_path / "tokenizer", {"model": {}})
+  _run(tmp_path / "prior", {"tokenizer_workdir": str(tmp_path / "tokenizer")})
+  with pytest.raises(app.UsageError, match=rf"has no config.json: it is a folder of runs, "
+                     rf"prior/ \(a prior\), tokenizer/ \(a tokenizer\), not a run; evaluate "
+                     rf"reads a tokenizer's \(experiments.train\) workdir: pass "
+                     rf"--workdir={tmp_path}/tokenizer$"):
+    cli.check_run_workdir(str(tmp_path), command="evaluate", prior=False)
+  with pytest.raises(app.UsageError, match=rf"pass --workdir={tmp_path}/prior$"):
+    cli.check_run_workdir(str(tmp_path), command="sample", prior=True)
+  cli.check_run_workdir(str(tmp_path / "prior"), command="sample", prior=True)  # a run
+  cli.check_run_workdir(str(tmp_path / "missing"), command="sample", prior=True)
+
+
+def test_the_quiet_console_keeps_own_lines_and_warnings():
+  keep = cli.OwnLinesOrWarnings()
+
+  def record(path, level, message="message"):
+    return logging.LogRecord("absl", level, path, 1, message, None, None)
+
+  own = os.path.join(os.path.dirname(cli.__file__), "..", "vqjax", "runner", "loop.py")
+  assert keep.filter(record(os.path.abspath(own), logging.INFO))
+  assert not keep.filter(record("/site-packages/orbax/checkpoint_manager.py", logging.INFO))
+  assert keep.filter(record("/site-packages/orbax/checkpoint_manager.py", logging.WARNING))
+  assert not keep.filter(record("/site-packages/orbax/checkpoint_manager.py", logging.WARNING,
+                                "Given directory is read only=%s"))
+  line = cli.ConsoleFormatter().format(record("x.py", logging.WARNING, "careful"))
+  assert re.fullmatch(r"\d\d:\d\d:\d\d WARNING: careful", line)

@@ -52,6 +52,9 @@ def test_config_builds_its_model(name, arg):
   config = importlib.import_module(f"experiments.configs.{name}").get_config(arg)
   expected = TINY_TOKEN_GRIDS.get(name, TOKEN_GRIDS[name]) if arg else TOKEN_GRIDS[name]
   assert _token_grids(config) == expected
+  experiment.check_train_config(config.train)  # what a run checks before it starts
+  experiment.check_data_config(config.data)
+  experiment.build_optimizer(config)
   if arg == "tiny":
     width = config.model.get("hidden_channels", config.model.get("channels"))
     assert config.train.num_steps <= 20 and width <= 16
@@ -112,6 +115,24 @@ def test_the_mnist_tokenizers_of_the_priors(local, kernel):
   encoder = variables["params"]["encoder"]
   assert ("conv1x1" in encoder) == local
   assert encoder["down0"]["kernel"].shape[:2] == (kernel, kernel)
+
+
+# A value other than the default for every switch of mnist.py.
+_SWITCH_VALUES = {"tiny": "tiny", "codebook_size": "codebook_size=128",
+                  "gradient_codebook": "gradient_codebook=true",
+                  "local_encoder": "local_encoder=true", "downsample_kernel": "downsample_kernel=3"}
+
+
+@pytest.mark.parametrize("switch", sorted(_SWITCH_VALUES))
+def test_fashion_mnist_takes_every_switch_of_mnist(switch):
+  mnist = importlib.import_module("experiments.configs.mnist")
+  assert set(_SWITCH_VALUES) == set(mnist.SWITCHES)  # a new switch gets a value here
+  arg = _SWITCH_VALUES[switch]
+  fashion = importlib.import_module("experiments.configs.fashion_mnist").get_config(arg)
+  expected = mnist.get_config(arg)
+  expected.data.update(dataset="fashion_mnist", data_dir=None, download=True)
+  assert fashion.to_dict() == expected.to_dict()
+  assert _token_grids(fashion) == [(7, 7)]
 
 
 def test_parse_arg():

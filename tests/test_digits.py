@@ -1,4 +1,10 @@
-"""The built-in digits dataset: registered on import, prepared offline into any data_dir."""
+"""The built-in digits dataset: registered on import, prepared offline into any data_dir,
+by two processes at once too."""
+import os
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -51,3 +57,36 @@ def test_digits_arrays_scale_and_round():
   assert images.shape == (1797, 8, 8, 1) and images.dtype == np.uint8
   assert labels.shape == (1797,)
   assert set(np.unique(images)) <= {int(np.floor(v * 255 / 16 + 0.5)) for v in range(17)}
+
+
+PREPARE = r"""
+import os, sys, time
+from vqjax.data import sources
+data_dir, ready, go = sys.argv[1:]
+open(ready, "w").close()
+while not os.path.exists(go):
+  time.sleep(0.01)
+builder = sources.get_builder("vqjax_digits", data_dir=data_dir, download=True)
+print(builder.info.splits["train"].num_examples, builder.info.splits["test"].num_examples)
+"""
+
+
+def test_two_first_runs_at_once_prepare_one_fresh_data_dir(tmp_path):
+  """Both processes start preparing the same missing dataset together: one prepares it
+  under the lock, the other waits and reads it; neither crashes (it was FileExistsError)."""
+  data_dir, go = tmp_path / "tfds", tmp_path / "go"
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_PLATFORMS": "cpu"}
+  runs = [subprocess.Popen([sys.executable, "-c", PREPARE, str(data_dir),
+                            str(tmp_path / f"ready{i}"), str(go)], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+          for i in range(2)]
+  deadline = time.monotonic() + 240
+  while not all((tmp_path / f"ready{i}").exists() for i in range(2)):
+    assert time.monotonic() < deadline and all(run.poll() is None for run in runs)
+    time.sleep(0.05)
+  go.touch()  # both have imported TFDS: they reach the preparation together
+  outputs = [run.communicate(timeout=240) for run in runs]
+  for run, (stdout, stderr) in zip(runs, outputs):
+    assert run.returncode == 0, stderr[-3000:]
+    assert stdout.split()[-2:] == ["1500", "297"]  # after TFDS's own messages
+  assert sorted(os.listdir(data_dir / "vqjax_digits")) == [".1.0.0.lock", "1.0.0"]

@@ -1,4 +1,6 @@
-"""Summing a pass of evaluation batches into metrics."""
+"""Summing a pass of evaluation batches into metrics, with a progress line on long passes."""
+import logging
+
 import numpy as np
 import pytest
 
@@ -33,6 +35,21 @@ def test_sums_batches_into_metrics_and_keeps_valid_examples_for_the_grid():
   assert result.code_counts[""].shape == (2, 4)
   assert result.inputs.shape == (12, 8, 8, 1)  # from the first batch
   np.testing.assert_allclose(result.reconstructions, result.inputs + 0.1, rtol=1e-6)
+
+
+def test_a_long_pass_logs_the_examples_done(caplog):
+  images = np.zeros((3, 4, 3, 8, 8, 1), np.float32)
+  batches = [{"image": image, "mask": np.ones((4, 3), bool)} for image in images]
+  with caplog.at_level(logging.INFO):
+    evaluation.evaluate(_fake_eval_fn, None, batches, data_variance=0.5,
+                        progress_every_seconds=0.0)  # 0: a line after every batch
+  lines = [record.getMessage() for record in caplog.records]
+  assert [line.split(" in ")[0] for line in lines] == [
+      "evaluating: 12 examples", "evaluating: 24 examples", "evaluating: 36 examples"]
+  caplog.clear()
+  with caplog.at_level(logging.INFO):
+    evaluation.evaluate(_fake_eval_fn, None, batches, data_variance=0.5)
+  assert not caplog.records  # a pass shorter than 30 s is silent
 
 
 def test_usage_metrics_of_one_codebook():

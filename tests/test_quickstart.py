@@ -18,3 +18,7 @@ def test_quickstart_writes_metrics_and_pictures(tmp_path):
   for name in ("reconstructions.png", "samples.png"):
     with Image.open(tmp_path / name) as image:
       assert image.size[0] > 0 and image.size[1] > 0
+  lines = quickstart.summary(metrics, str(tmp_path)).splitlines()
+  assert f"  python -m experiments.evaluate --workdir={tmp_path / 'tokenizer'}" in lines
+  assert f"  python -m experiments.sample --workdir={tmp_path / 'prior'} --label=3" in lines
+  assert f"  {tmp_path / 'samples.png'}" in lines

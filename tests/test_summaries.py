@@ -32,13 +32,71 @@ def test_buffer_names_the_first_step_with_a_non_finite_loss(bad):
     buffer.fetch(upto=9)
 
 
-def test_progress_line_has_rates_and_eta():
-  progress = summaries.Progress(start_step=0, total_steps=100, global_batch_size=32)
-  rates = progress.rates(10)
-  assert rates["images_per_second"] == pytest.approx(32 * rates["steps_per_second"])
-  line = progress.line(10, {"loss": 0.5, "perplexity": 12.0}, rates)
-  assert line.startswith("step 10/100 (10%) | loss 0.5 perplexity 12 |")
-  assert "steps/s" in line and "images/s" in line and "ETA 0:" in line
+class FakeClock:
+  def __init__(self):
+    self.now = 0.0
+
+  def __call__(self):
+    return self.now
+
+
+def test_progress_reports_compile_time_first_then_a_rate_and_eta():
+  clock = FakeClock()
+  progress = summaries.Progress(start_step=0, total_steps=100, global_batch_size=32,
+                                clock=clock)
+  clock.now = 12.3  # the first step: compilation
+  rates = progress.rates(1)
+  assert rates == {"compile_seconds": pytest.approx(12.3)}
+  line = progress.line(1, {"loss": 0.5, "perplexity": 12.0}, rates)
+  assert line == ("step 1/100 (1%) | loss 0.5 perplexity 12 | compiled and ran the first "
+                  "step in 12.3 s; rate and ETA follow")
+  clock.now = 14.3  # 10 steps in 2 s
+  rates = progress.rates(11)
+  assert rates["steps_per_second"] == pytest.approx(5.0)
+  assert rates["images_per_second"] == pytest.approx(160.0)
+  line = progress.line(11, {"loss": 0.5}, rates)
+  assert line == "step 11/100 (11%) | loss 0.5 | 5.0 steps/s 160 images/s | ETA 0:00:18"
+
+
+def test_progress_names_several_steps_when_the_first_report_comes_late():
+  clock = FakeClock()
+  progress = summaries.Progress(start_step=40, total_steps=100, global_batch_size=8,
+                                clock=clock)
+  clock.now = 9.0
+  line = progress.line(45, {}, progress.rates(45))
+  assert "compiled and ran the first 5 steps in 9.0 s" in line
+
+
+def test_progress_eta_is_smooth_over_uneven_intervals():
+  """The rate is the average since the first report: a fast interval after a slow one
+  does not make the ETA jump (it used the last interval's rate only)."""
+  clock = FakeClock()
+  progress = summaries.Progress(start_step=0, total_steps=1000, global_batch_size=1,
+                                clock=clock)
+  clock.now = 30.0
+  progress.rates(1)
+  etas = []
+  for step, now in ((101, 40.0), (201, 60.0), (301, 62.0), (401, 70.0)):
+    clock.now = now
+    etas.append(progress.rates(step)["steps_per_second"])
+  assert etas == pytest.approx([10.0, 200 / 30, 300 / 32, 400 / 40])
+  line = progress.line(401, {}, {"steps_per_second": 0.25, "images_per_second": 0.25})
+  assert "4.0 s/step 0.25 images/s | ETA 0:39:56" in line  # slow steps read as s/step
+
+
+def test_progress_is_due_at_the_first_step_and_then_every_interval():
+  clock = FakeClock()
+  progress = summaries.Progress(start_step=10, total_steps=100, global_batch_size=8,
+                                every_seconds=30.0, clock=clock)
+  assert progress.due(11) and not progress.due(12)
+  clock.now = 5.0
+  progress.rates(11)
+  clock.now = 34.0
+  assert not progress.due(20)
+  clock.now = 35.0
+  assert progress.due(21)
+  progress.rates(21)
+  assert not progress.due(22)
 
 
 def test_writer_writes_scalars_and_images_tensorboard_reads(tmp_path, caplog):

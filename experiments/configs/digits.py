@@ -16,7 +16,7 @@ def get_config(arg: str | None = None):
   args = default.parse_arg(arg, tiny=False)
   config = default.get_config()
   config.data.update(dataset="vqjax_digits", download=True, batch_size=128,
-                     eval_batch_size=128, variance_examples=None)
+                     eval_batch_size=128, variance_examples=1_500)
   config.model.update(image_channels=1, embedding_dim=16, hidden_channels=32,
                       residual_channels=16, num_residual_layers=2, downsample_factor=2)
   # A code is dead when it gets under 1/64 of its fair share of the batch's 2,048 tokens.

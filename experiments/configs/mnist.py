@@ -25,9 +25,13 @@ from __future__ import annotations
 from experiments.configs import default
 
 
+# get_config's switches and their defaults (fashion_mnist.py takes the same).
+SWITCHES = dict(tiny=False, codebook_size=256, gradient_codebook=False, local_encoder=False,
+                downsample_kernel=4)
+
+
 def get_config(arg: str | None = None):
-  args = default.parse_arg(arg, tiny=False, codebook_size=256, gradient_codebook=False,
-                          local_encoder=False, downsample_kernel=4)
+  args = default.parse_arg(arg, **SWITCHES)
   config = default.get_config()
   config.data.update(dataset="mnist", data_dir="../shared/tfds", download=False,
                      batch_size=32)

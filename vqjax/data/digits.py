@@ -2,10 +2,18 @@
 
 Importing this module registers the builder under the name `vqjax_digits` (a name TFDS's
 catalogue does not use). `download_and_prepare` reads only the copy of the data that ships
-inside scikit-learn, so it works offline into any data_dir.
+inside scikit-learn, so it works offline into any data_dir: by default TFDS's,
+~/tensorflow_datasets (or $TFDS_DATA_DIR), as <data_dir>/vqjax_digits/1.0.0 (about 100 KB).
+It prepares under a file lock there, so two first runs at once neither crash nor prepare
+twice: the second waits, then reads what the first wrote.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+
+from absl import logging
 from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
@@ -35,6 +43,18 @@ class VqjaxDigits(tfds.core.GeneratorBasedBuilder):
   # Set directly: TFDS's own lookup imports importlib_resources, which vqjax does not require.
   code_path = epath.Path(__file__)
 
+  def download_and_prepare(self, *args, **kwargs) -> None:
+    """TFDS's download_and_prepare under a lock beside the data: where another process
+    prepared the data while this one waited, reads its description instead."""
+    with preparation_lock(self.data_dir):
+      if self.is_prepared():
+        self.info.read_from_directory(self.data_dir)
+        return
+      logging.info("preparing the %s dataset in %s (once: later runs read it there; set "
+                   "TFDS_DATA_DIR or config.data.data_dir for another place)", NAME,
+                   self.data_dir)
+      super().download_and_prepare(*args, **kwargs)
+
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,
@@ -60,3 +80,21 @@ class VqjaxDigits(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, images, labels, indices):
     for index in indices:
       yield int(index), {"image": images[index], "label": int(labels[index])}
+
+
+@contextlib.contextmanager
+def preparation_lock(data_dir: str):
+  """Holds an exclusive lock on the file .<version>.lock beside the version folder
+  data_dir (released when the process ends, however it ends); no lock for a URL such as
+  gs://..., which has no file locks."""
+  if "://" in str(data_dir):
+    yield
+    return
+  parent, version = os.path.split(os.path.normpath(str(data_dir)))
+  os.makedirs(parent, exist_ok=True)
+  with open(os.path.join(parent, f".{version}.lock"), "a") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)

@@ -3,7 +3,9 @@
 `open_source` checks everything it can before anything runs (the name, that the data is
 prepared, the split, the image feature) and never falls back to another dataset.
 `read_examples` reads one process's share of a split with images still encoded, so
-shuffling and skipping touch only bytes.
+shuffling and skipping touch only bytes; never through TFDS's automatic cache, which every
+pipeline here builds anew each epoch (so it saves nothing) and which warns whenever a
+pass stops early.
 """
 from __future__ import annotations
 
@@ -108,7 +110,8 @@ def read_examples(source: Source, *, process_index: int, process_count: int,
         drop_remainder=drop_remainder)
     ds = builder.as_dataset(
         split=process_split, shuffle_files=shuffle_seed is not None, decoders=decoders,
-        read_config=tfds.ReadConfig(shuffle_seed=shuffle_seed, options=deterministic_options()))
+        read_config=tfds.ReadConfig(shuffle_seed=shuffle_seed, options=deterministic_options(),
+                                    try_autocache=False))
   keys = ("image", "label") if source.num_classes is not None else ("image",)
   return ds.map(lambda example: {key: example[key] for key in keys})
 
@@ -173,7 +176,7 @@ def _check_image_feature(builder: tfds.core.DatasetBuilder) -> None:
     raise ValueError(
         f"dataset {builder.name!r} has no 'image' feature of type tfds.features.Image "
         f"(its features: {', '.join(features.keys())}); vqjax pipelines read image datasets")
-  if tf.as_dtype(image.dtype) != tf.uint8:
+  if tf.as_dtype(image.np_dtype) != tf.uint8:  # .dtype: deprecated, a warning every run
     raise ValueError(
-        f"dataset {builder.name!r} stores {tf.as_dtype(image.dtype).name} images; vqjax "
+        f"dataset {builder.name!r} stores {tf.as_dtype(image.np_dtype).name} images; vqjax "
         "pipelines read uint8 images (0..255): pick a uint8 image dataset")

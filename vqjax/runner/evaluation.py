@@ -18,7 +18,7 @@ import numpy as np
 
 from vqjax.quantizers import metrics
 from vqjax.train.state import TrainState
-from vqjax.runner.summaries import flatten_metrics
+from vqjax.runner.summaries import Heartbeat, flatten_metrics
 
 _COUNTS = "code_counts/"
 
@@ -31,13 +31,17 @@ class Evaluation(NamedTuple):
 
 
 def evaluate(eval_fn: Callable, state: TrainState, batches: Iterable[dict], *,
-             data_variance: float, grid_examples: int = 16) -> Evaluation:
-  """Runs eval_fn (vqjax.train.parallel.eval_step) over every batch and sums up."""
+             data_variance: float, grid_examples: int = 16,
+             progress_every_seconds: float = 30.0) -> Evaluation:
+  """Runs eval_fn (vqjax.train.parallel.eval_step) over every batch and sums up; logs
+  the examples done every progress_every_seconds."""
   totals, inputs, reconstructions = None, None, None
+  heartbeat = Heartbeat("evaluating", every_seconds=progress_every_seconds)
   for batch in batches:
     sums, reconstruction = eval_fn(state, batch)
     sums = jax.tree.map(lambda x: np.asarray(x, np.float64), jax.device_get(sums))
     totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
+    heartbeat.tick(int(totals["count"]))
     if inputs is None:
       valid = np.asarray(batch["mask"]).reshape(-1)
       image_shape = batch["image"].shape[2:]

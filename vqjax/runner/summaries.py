@@ -12,6 +12,7 @@ import math
 import time
 from typing import Mapping
 
+from absl import logging
 from clu import metric_writers
 import jax
 import numpy as np
@@ -82,28 +83,80 @@ class MetricsBuffer:
 
 
 class Progress:
-  """Rates since the last report and the time left, for the console and TensorBoard."""
+  """The console's progress line and the rates TensorBoard gets, smooth from the start.
 
-  def __init__(self, *, start_step: int, total_steps: int, global_batch_size: int):
-    self._total, self._batch = total_steps, global_batch_size
-    self._last_step, self._last_time = start_step, time.monotonic()
+  The first report's time is start-up: compiling the step (and the first batches), so it
+  is reported as compile_seconds, not as a rate. Rates after it are averages since that
+  first report, so the ETA does not jump with one slow or fast interval (an evaluation
+  in between counts, as it will again). due(step) asks for a line at the first step, so
+  a user sees the compile time at once, then every `every_seconds` of wall time.
+  """
+
+  def __init__(self, *, start_step: int, total_steps: int, global_batch_size: int,
+               every_seconds: float = 30.0, clock=time.monotonic):
+    self._start_step, self._total, self._batch = start_step, total_steps, global_batch_size
+    self._every, self._clock = every_seconds, clock
+    self._created = clock()
+    self._first: tuple[int, float] | None = None  # (step, time) of the first report
+    self._last_time = self._created
+
+  def due(self, step: int) -> bool:
+    """True at the first step of the run and whenever every_seconds have passed since
+    the last report: the loop reports then as well as every log_every_steps."""
+    if step == self._start_step + 1:
+      return True
+    return self._clock() - self._last_time >= self._every
 
   def rates(self, step: int) -> dict[str, float]:
-    now = time.monotonic()
-    steps_per_second = (step - self._last_step) / max(now - self._last_time, 1e-9)
-    self._last_step, self._last_time = step, now
+    """{'compile_seconds'} at the first report; then steps_per_second and
+    images_per_second averaged since the first report."""
+    now = self._clock()
+    self._last_time = now
+    if self._first is None:
+      self._first = (step, now)
+      return {"compile_seconds": now - self._created}
+    first_step, first_time = self._first
+    steps_per_second = (step - first_step) / max(now - first_time, 1e-9)
     return {"steps_per_second": steps_per_second,
             "images_per_second": steps_per_second * self._batch}
 
   def line(self, step: int, metrics: Mapping[str, float], rates: Mapping[str, float]) -> str:
-    left = (self._total - step) / max(rates["steps_per_second"], 1e-9)
-    eta = str(datetime.timedelta(seconds=round(left)))
     shown = " ".join(f"{name} {metrics[name]:.4g}" for name in (
         "loss", "reconstruction_loss", "quantizer_loss", "perplexity", "top/perplexity",
         "bottom/perplexity", "codes_used_fraction") if name in metrics)
-    return (f"step {step}/{self._total} ({step / self._total:.0%}) | {shown} | "
-            f"{rates['steps_per_second']:.1f} steps/s {rates['images_per_second']:.0f} images/s"
-            f" | ETA {eta}")
+    head = f"step {step}/{self._total} ({step / self._total:.0%}) | {shown}"
+    if "steps_per_second" not in rates:
+      steps = step - self._start_step
+      what = "the first step" if steps == 1 else f"the first {steps} steps"
+      return (f"{head} | compiled and ran {what} in {rates['compile_seconds']:.1f} s; "
+              "rate and ETA follow")
+    left = (self._total - step) / max(rates["steps_per_second"], 1e-9)
+    eta = str(datetime.timedelta(seconds=round(left)))
+    return f"{head} | {_rate(rates)} | ETA {eta}"
+
+
+def _rate(rates: Mapping[str, float]) -> str:
+  """'12.5 steps/s 400 images/s', or '3.2 s/step 20 images/s' for slow steps."""
+  per_second = rates["steps_per_second"]
+  steps = f"{per_second:.1f} steps/s" if per_second >= 1 else f"{1 / per_second:.1f} s/step"
+  images = rates["images_per_second"]
+  return f"{steps} {images:.0f} images/s" if images >= 10 else f"{steps} {images:.2g} images/s"
+
+
+class Heartbeat:
+  """A line every `every_seconds` of a long pass (an evaluation over a split), so that a
+  pass of minutes does not look hung: '<what>: <done> <unit> in <s> s'."""
+
+  def __init__(self, what: str, *, unit: str = "examples", every_seconds: float = 30.0,
+               clock=time.monotonic):
+    self._what, self._unit, self._every, self._clock = what, unit, every_seconds, clock
+    self._start = self._last = clock()
+
+  def tick(self, done: int) -> None:
+    now = self._clock()
+    if now - self._last >= self._every:
+      self._last = now
+      logging.info("%s: %d %s in %.0f s", self._what, done, self._unit, now - self._start)
 
 
 class SummaryWriter:
