@@ -133,7 +133,7 @@ def train_steps(task: Task, state, batches, checkpoints: Checkpoints,
     buffer.add(step, metrics)
     buffer.fetch(upto=step - 1)  # a step behind, so the devices never wait on the host
     preempted = preemption.requested(step)
-    if step % train_config.log_every_steps == 0 or step == num_steps:
+    if step % train_config.log_every_steps == 0 or step == num_steps or progress.due(step):
       buffer.fetch(upto=step)
       values, rates = buffer.mean(), progress.rates(step)
       values["learning_rate"] = float(task.learning_rate(step - 1))
