@@ -87,9 +87,11 @@ class Checkpoints:
     self.directory = directory if "://" in directory else os.path.abspath(directory)
     self.save_every_steps = save_every_steps
     self.read_only = read_only
+    # Read-only: no retention or interval either (orbax warns that they are ignored).
     self._options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
-        cleanup_tmp_directories=not read_only)
+        max_to_keep=None if read_only else max_to_keep, create=not read_only,
+        read_only=read_only, cleanup_tmp_directories=not read_only,
+        **({"save_interval_steps": 0} if read_only else {}))
     self._manager = self._new_manager()
     self._unhashed_step = None  # saved, its manifest not yet written
     self._failed = False  # a failed write was reported: close() does not raise it again
