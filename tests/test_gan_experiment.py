@@ -72,7 +72,7 @@ def test_vqgan_digits_trains_evaluates_with_lpips_and_feeds_token_grids(data_dir
   assert np.isfinite(metrics["normalized_mse"]) and 0 < metrics["codes_used_fraction"] <= 1
   run, state = tokenizer_task.restore_workdir(workdir)
   assert isinstance(state, gan_state.GANTrainState) and int(state.step) == 4
-  assert run.gan.perceptual.resize_to == 32 and state.ema_params
+  assert run.gan.perceptual.resize_to == 28 and state.ema_params
   grids = token_cache.restore_with_grids(workdir, ["test[:16]"]).grids["test[:16]"]
   assert grids.grids["tokens"].shape == (16, 4, 4)
 
