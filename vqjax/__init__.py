@@ -6,6 +6,7 @@ The public API, layer by layer (each imports only those above it):
     vqjax.nn           Flax layers over them, one output type and interface
     vqjax.models       VQ-VAE, VQ-VAE-2, VQGAN, PatchGAN, LPIPS, the priors
     vqjax.losses       the reconstruction and adversarial losses
+    vqjax.metrics      feature statistics, FID, KID and the Inception Score
     vqjax.sampling     compiled samplers over token sequences
     vqjax.data         TFDS input pipelines and the built-in digits (imports TensorFlow)
     vqjax.tokens       token grids of a dataset, cached and batched (imports TensorFlow)
@@ -17,7 +18,7 @@ first used, so `import vqjax` stays light.
 """
 import importlib
 
-from vqjax import losses, models, nn, quantizers, sampling, train
+from vqjax import losses, metrics, models, nn, quantizers, sampling, train
 from vqjax.losses import reconstruction_loss
 from vqjax.models import (VQGAN, VQVAE, VQVAE2, GatedPixelCNN, LPIPS, PatchGANDiscriminator,
                           TransformerPrior)

