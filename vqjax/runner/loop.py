@@ -13,7 +13,7 @@ A restart restores the latest readable checkpoint and reads on from batch state.
 it ends with the parameters of an uninterrupted run.
 
 SIGTERM, from the first line to the last: before training starts the run returns None
-having changed nothing; during training it saves a checkpoint at the current step and
+having written nothing (no config.json, no checkpoint); during training it saves a checkpoint at the current step and
 returns None; during the final save it lets the save finish and returns None before
 evaluating (a restart then only evaluates). A preempted run never dies of the signal.
 
@@ -75,7 +75,7 @@ def train_and_evaluate(task: Task, workdir: str) -> dict | None:
 def _stop_before_training(preemption: Preemption, checkpoints: Checkpoints) -> bool:
   if not preemption.signalled():
     return False
-  logging.warning("preempted (SIGTERM) before training started; nothing was changed in %s; "
+  logging.warning("preempted (SIGTERM) before training started; nothing was written to %s; "
                   "run the same command again", checkpoints.directory)
   return True
 
