@@ -62,10 +62,11 @@ def check_no_arguments(argv: Sequence[str], example: str) -> None:
       f"--name=value, e.g. {example}")
 
 
-def check_run_workdir(workdir: str | None, *, command: str, prior: bool) -> None:
+def check_run_workdir(workdir: str | None, *, command: str, prior: bool | None) -> None:
   """Raises app.UsageError naming the subfolder to pass where workdir is a folder of runs
   (no config.json of its own, runs in its subfolders, as the quick start's tokenizer/ and
-  prior/). prior: whether command reads a prior's run (sample) or a tokenizer's."""
+  prior/). prior: whether command reads a prior's run (sample) or a tokenizer's; None:
+  either (evaluate)."""
   if (not workdir or "://" in workdir or not os.path.isdir(workdir)
       or os.path.exists(os.path.join(workdir, "config.json"))):
     return  # a run's workdir, or a mistake the library's own errors name
@@ -80,9 +81,10 @@ def check_run_workdir(workdir: str | None, *, command: str, prior: bool) -> None
     return
   kinds = ", ".join(f"{name}/ ({'a prior' if is_prior else 'a tokenizer'})"
                     for name, is_prior in runs.items())
-  wanted = "a prior's (experiments.train_prior)" if prior else (
-      "a tokenizer's (experiments.train)")
-  fitting = [name for name, is_prior in runs.items() if is_prior == prior]
+  wanted = {True: "a prior's (experiments.train_prior)",
+            False: "a tokenizer's (experiments.train)",
+            None: "a tokenizer's or a prior's"}[prior]
+  fitting = [name for name, is_prior in runs.items() if prior is None or is_prior == prior]
   fix = (f"pass --workdir={os.path.join(workdir, fitting[0])}" if fitting else
          f"none of them is {wanted.split(' (')[0]} run")
   raise app.UsageError(

@@ -22,9 +22,9 @@ PRIOR_TOKENIZERS = {"prior_digits": "digits", "prior_mnist": "mnist",
                     "prior_vqvae2_bottom": "vqvae2_imagenet256"}
 # Stored image shapes of the datasets the configs name (image_size overrides the side).
 SHAPES = {"vqjax_digits": (8, 8, 1), "mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1),
-          "cifar10": (32, 32, 3), "imagenet2012": (None, None, 3)}
+          "cifar10": (32, 32, 3), "cifar10_jpeg": (32, 32, 3), "imagenet2012": (None, None, 3)}
 TOKEN_GRIDS = {"digits": [(4, 4)], "mnist": [(7, 7)], "fashion_mnist": [(7, 7)],
-               "cifar10": [(8, 8)], "default": [(8, 8)], "imagenet128": [(32, 32)],
+               "cifar10": [(8, 8)], "cifar10_sonnet": [(8, 8)], "default": [(8, 8)], "imagenet128": [(32, 32)],
                "vqvae2_imagenet256": [(32, 32), (64, 64)], "vqgan_digits": [(4, 4)],
                "vqgan_mnist": [(7, 7)], "vqgan_imagenet256_f16": [(16, 16)],
                "vqgan_imagenet256_f8": [(32, 32)]}
@@ -144,3 +144,21 @@ def test_parse_arg():
     default.parse_arg("runlocal", tiny=False)
   with pytest.raises(ValueError, match="needs a value"):
     default.parse_arg("steps", steps=1)
+
+
+@pytest.mark.parametrize("row", sorted(importlib.import_module(
+    "experiments.configs.cifar10_sonnet").QUANTIZER_ROWS))
+def test_the_quantizer_table_rows(row):
+  """Each row of experiments/quantizer_table.py: the Sonnet-sized model on the CIFAR-10
+  JPEG copy, an 8x8 grid, about 2^10 codes."""
+  sonnet = importlib.import_module("experiments.configs.cifar10_sonnet")
+  config = sonnet.get_config(f"jpeg_copy,quantizer={row}")
+  assert (config.data.dataset, config.data.data_dir) == ("cifar10_jpeg", "../shared/tfds")
+  assert _token_grids(config) == [(8, 8)]
+  num_codes = build.build_quantizer(config.model.quantizer).num_codes
+  levels = config.model.quantizer.get("levels", 1) if row.startswith("residual") else 1
+  assert 1000 <= num_codes ** levels <= 1024
+  assert (config.model.hidden_channels, config.model.residual_channels,
+          config.data.batch_size, config.train.num_steps) == (128, 32, 32, 10_000)
+  with pytest.raises(ValueError, match="unknown quantizer row 'nope'; choose one of vq"):
+    sonnet.get_config("quantizer=nope")

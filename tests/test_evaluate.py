@@ -3,12 +3,13 @@ checkpoint into a directory of its own, changing nothing of the training run."""
 import hashlib
 import json
 
+from absl import app
 import pytest
 
 import train_testing
 from experiments import evaluate
 from experiments.configs import prior_digits
-from vqjax.runner import tokenizer_task, workdir as workdir_lib
+from vqjax.runner import prior_task, tokenizer_task, workdir as workdir_lib
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +85,45 @@ def test_training_into_a_file_is_an_error(data_dir, tmp_path):
   (tmp_path / "file").write_text("")
   with pytest.raises(ValueError, match="--workdir=.*file is a file, not a directory"):
     tokenizer_task.train_tokenizer(train_testing.tiny_config(data_dir), str(tmp_path / "file"))
+
+
+def test_a_priors_workdir_is_evaluated_for_nll_and_samples(tmp_path, capsys):
+  data_dir = train_testing.prepare_digits(str(tmp_path / "tfds"))
+  tokenizer_task.train_tokenizer(train_testing.tiny_config(data_dir, num_steps=1),
+                                 str(tmp_path / "tokenizer"))
+  config = prior_digits.get_config("tiny")
+  config.update(tokenizer_workdir=str(tmp_path / "tokenizer"))
+  config.data.eval_split = "test[:16]"
+  config.train.update(num_steps=1, num_samples=4)
+  trained = prior_task.train_prior(config, str(tmp_path / "prior"))
+  capsys.readouterr()  # what preparing the data printed
+
+  evaluate.FLAGS(["evaluate", f"--workdir={tmp_path / 'prior'}"])
+  evaluate.main(["evaluate"])
+  printed = json.loads(capsys.readouterr().out)
+  assert printed == pytest.approx(trained)
+  directory = tmp_path / "prior" / "evaluations" / "step_1"
+  assert (directory / "samples.png").exists()
+  assert json.loads((directory / "metrics.json").read_text()) == printed
+
+
+@pytest.mark.parametrize("flags, kind, message", [
+    (["--lpips"], "prior", "--lpips is for tokenizers"),
+    (["--fid", "--fid_images=8"], "prior", "--fid_images is for tokenizers"),
+    (["--fid", "--fid_samples=8"], "tokenizer", "--fid_samples is for priors"),
+    (["--fid_images=8"], "tokenizer", "takes effect with --fid"),
+    (["--fid", "--fid_images=1"], "tokenizer", "at least 2 images"),
+])
+def test_flags_the_workdir_does_not_take_are_usage_errors(tmp_path, flags, kind, message):
+  config = prior_digits.get_config("tiny")
+  if kind == "prior":
+    config.tokenizer_workdir = "/nonexistent/tokenizer"
+  else:
+    config = train_testing.tiny_config(str(tmp_path))
+  workdir_lib.save_config(config, str(tmp_path))
+  evaluate.FLAGS(["evaluate", f"--workdir={tmp_path}", *flags])
+  try:
+    with pytest.raises(app.UsageError, match=message):
+      evaluate.main(["evaluate"])
+  finally:
+    evaluate.FLAGS.unparse_flags()

@@ -41,7 +41,7 @@ QUANTIZER_ROWS = {
 def get_config(arg: str | None = None):
   args = default.parse_arg(arg, tiny=False, jpeg_copy=False, quantizer="")
   config = default.get_config()
-  config.data.update(dataset="cifar10", download=True, batch_size=32, eval_batch_size=250)
+  config.data.update(dataset="cifar10", download=True, batch_size=32, eval_batch_size=200)
   if args.jpeg_copy:
     config.data.update(dataset="cifar10_jpeg", data_dir="../shared/tfds", download=False)
   config.model.update(embedding_dim=64, hidden_channels=128, residual_channels=32,

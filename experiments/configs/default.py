@@ -117,7 +117,8 @@ def get_prior_config() -> ml_collections.ConfigDict:
   level: None for a single-grid tokenizer; 'top' or 'bottom' names a VQ-VAE-2's grid (the
   bottom prior is conditioned on the top grid); top_prior_workdir: a bottom prior's top
   prior, whose sampled top grids its samples are decoded over (unset: the evaluation
-  split's top grids)."""
+  split's top grids). train.fid_samples: the samples of experiments.evaluate --fid's
+  generation FID."""
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.tokenizer_workdir = placeholder(str)
@@ -134,7 +135,8 @@ def get_prior_config() -> ml_collections.ConfigDict:
       grad_clip_norm=1.0))
   config.train = ml_collections.ConfigDict(dict(
       num_steps=5_000, log_every_steps=250, checkpoint_every_steps=1_000, keep_checkpoints=3,
-      eval_every_steps=0, num_samples=32, temperature=1.0, top_k=placeholder(int),
+      eval_every_steps=0, num_samples=32, fid_samples=10_000, temperature=1.0,
+      top_k=placeholder(int),
       top_p=placeholder(float), allow_config_change=False))
   config.distributed = ml_collections.ConfigDict(dict(
       initialize="auto", coordinator_address=placeholder(str), num_processes=placeholder(int),
@@ -152,7 +154,7 @@ def shrink_prior(config: ml_collections.ConfigDict, *, num_steps: int = 20,
   config.data.update(batch_size=batch_size, eval_batch_size=2 * batch_size)
   config.optimizer.update(learning_rate=1e-3, warmup_steps=0)
   config.train.update(num_steps=num_steps, log_every_steps=5, checkpoint_every_steps=10,
-                      eval_every_steps=0, num_samples=8)
+                      eval_every_steps=0, num_samples=8, fid_samples=64)
   return config
 
 

@@ -23,7 +23,7 @@ ALLOW_FLAG = "train.allow_config_change"
 SAFE_FIELDS = (
     "train.num_steps", "train.log_every_steps", "train.checkpoint_every_steps",
     "train.keep_checkpoints", "train.eval_every_steps", "train.grid_examples",
-    "train.num_samples", "train.temperature", "train.top_k", "train.top_p", ALLOW_FLAG,
+    "train.num_samples", "train.fid_samples", "train.temperature", "train.top_k", "train.top_p", ALLOW_FLAG,
     "optimizer.learning_rate", "optimizer.warmup_steps", "optimizer.schedule",
     "optimizer.end_learning_rate_fraction", "optimizer.grad_clip_norm",
     "discriminator_optimizer.learning_rate", "discriminator_optimizer.warmup_steps",

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from absl import logging
 from etils import epath
 import jax
 import numpy as np
 
-from vqjax.runner import images, summaries
+from vqjax.runner import images, summaries, workdir as workdir_lib
 from vqjax.runner.task import Evaluator
 
 METRICS_FILE = "metrics.json"
@@ -50,6 +50,29 @@ def report(evaluators: Iterable[Evaluator], state, *, workdir: str | None,
     write(workdir, metrics, pictures)
   logging.info("evaluation at step %d: %s", step, json.dumps(metrics))
   return metrics
+
+
+class Evaluation(NamedTuple):
+  step: int         # the checkpoint's
+  metrics: dict     # as metrics.json holds them, with 'step'
+  directory: str    # where metrics.json and the PNGs were written
+
+
+def evaluate_into_new_directory(workdir: str, evaluators: Iterable[Evaluator],
+                                state) -> Evaluation:
+  """Runs the evaluators on state (a checkpoint of workdir) and writes metrics.json and the
+  PNGs into a new workdir/evaluations/step_<N> (step_<N>-<n> after an earlier evaluation of
+  step N), named once the evaluation is done, never over the training run's files."""
+  workdir = workdir_lib.absolute_path(workdir)
+  step = int(jax.device_get(state.step))
+  metrics, pictures = evaluate(evaluators, state)
+  metrics = {"step": step, **metrics}
+  directory = os.path.join(workdir, "evaluations", f"step_{step}")
+  if jax.process_index() == 0:
+    directory = workdir_lib.new_evaluation_dir(workdir, step)
+    write(directory, metrics, pictures)
+  logging.info("evaluation of step %d written to %s: %s", step, directory, json.dumps(metrics))
+  return Evaluation(step, metrics, directory)
 
 
 def write(directory: str, metrics: dict, pictures: dict[str, np.ndarray]) -> None:

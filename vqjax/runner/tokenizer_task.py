@@ -15,17 +15,14 @@ changes nothing else (the checkpoints are read read-only).
 from __future__ import annotations
 
 import itertools
-import json
-import os
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterator
 
-from absl import logging
-import jax
 import ml_collections
 
 from vqjax import models
-from vqjax.runner import (distributed, evaluation, experiment, gan_experiment, images, loop,
-                          preemption, reports, workdir as workdir_lib)
+from vqjax.runner import (distributed, evaluation, experiment, gan_experiment, images,
+                          inception_evaluators, loop, preemption, reports,
+                          workdir as workdir_lib)
 from vqjax.runner.task import Task
 from vqjax.train import parallel
 from vqjax.train.state import TrainState, kmeans_key
@@ -81,33 +78,31 @@ def restore_workdir(workdir: str) -> tuple[experiment.Experiment, TrainState]:
   return run, workdir_lib.restore_latest(workdir, config, run.abstract_state)
 
 
-class Evaluation(NamedTuple):
-  step: int         # the checkpoint's
-  metrics: dict     # as metrics.json holds them, with 'step'
-  directory: str    # where metrics.json and the PNGs were written
+Evaluation = reports.Evaluation
 
 
-def evaluate_latest(workdir: str, *, lpips: bool | None = None) -> Evaluation:
+def evaluate_latest(workdir: str, *, lpips: bool | None = None, fid: bool = False,
+                    fid_images: int | None = None,
+                    fid_cache_dir: str | None = None, inception=None) -> Evaluation:
   """Evaluates the latest readable checkpoint of a tokenizer workdir with the config saved
   there; writes metrics.json, reconstructions.png and codebook_usage.png into a new
   workdir/evaluations/step_<N> (step_<N>-<n> after an earlier evaluation of step N),
   never over the training run's. lpips: add the LPIPS distance (None: for adversarially
-  trained runs only)."""
+  trained runs only). fid: add rFID (inception_evaluators.ReconstructionFIDEvaluator) of
+  the first fid_images images of the evaluation split (None: all), the split's statistics
+  cached in fid_cache_dir (default: inception_evaluators.default_cache_dir()); inception:
+  the network and weights (default fid_evaluator.InceptionEvaluator())."""
   run, state = restore_workdir(workdir)
-  step = int(jax.device_get(state.step))
-  metrics, pictures = reports.evaluate([ReconstructionEvaluator(run, lpips=lpips)], state)
-  metrics = {"step": step, **metrics}
-  directory = os.path.join(workdir_lib.absolute_path(workdir), "evaluations", f"step_{step}")
-  if jax.process_index() == 0:  # named once the evaluation is done: no empty directory
-    directory = workdir_lib.new_evaluation_dir(workdir_lib.absolute_path(workdir), step)
-    reports.write(directory, metrics, pictures)
-  logging.info("evaluation of step %d written to %s: %s", step, directory, json.dumps(metrics))
-  return Evaluation(step, metrics, directory)
+  evaluators = [ReconstructionEvaluator(run, lpips=lpips)]
+  if fid:
+    evaluators.append(inception_evaluators.ReconstructionFIDEvaluator(
+        run, cache_dir=fid_cache_dir, max_images=fid_images, inception=inception))
+  return reports.evaluate_into_new_directory(workdir, evaluators, state)
 
 
-def evaluate_workdir(workdir: str, *, lpips: bool | None = None) -> dict:
-  """The metrics of evaluate_latest(workdir, lpips=lpips)."""
-  return evaluate_latest(workdir, lpips=lpips).metrics
+def evaluate_workdir(workdir: str, **evaluate_args) -> dict:
+  """The metrics of evaluate_latest(workdir, **evaluate_args)."""
+  return evaluate_latest(workdir, **evaluate_args).metrics
 
 
 def perceptual_metric(run: experiment.Experiment) -> tuple[Any, Any]:
