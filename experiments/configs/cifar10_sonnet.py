@@ -15,26 +15,37 @@ from __future__ import annotations
 
 from experiments.configs import default
 
-# The quantizer table's rows: the model's quantizer section and pre-quantizer width of each.
+# The quantizer table's rows: a label, the pre-quantizer width (embedding_dim), the model's
+# quantizer section and whether the codebook starts from k-means of the first batch.
 QUANTIZER_ROWS = {
-    "vq": dict(embedding_dim=64, quantizer=dict(
-        name="vq", codebook_size=1024, dim=64, beta=0.25, ema_decay=None,
-        dead_code_threshold=0.0), kmeans_init=False),
-    "vq_ema": dict(embedding_dim=64, quantizer=dict(
-        name="vq", codebook_size=1024, dim=64, beta=0.25, ema_decay=0.99,
-        dead_code_threshold=1.0), kmeans_init=True),
-    "vq_rotation": dict(embedding_dim=64, quantizer=dict(
-        name="vq", codebook_size=1024, dim=64, beta=0.25, ema_decay=None,
-        dead_code_threshold=0.0, estimator="rotation"), kmeans_init=False),
-    "cosine_dim8": dict(embedding_dim=8, quantizer=dict(
-        name="vq", codebook_size=1024, dim=8, beta=0.25, ema_decay=None,
-        dead_code_threshold=0.0, metric="cosine"), kmeans_init=False),
-    "fsq": dict(embedding_dim=4, quantizer=dict(name="fsq", levels=(8, 5, 5, 5)),
-                kmeans_init=False),
-    "lfq": dict(embedding_dim=10, quantizer=dict(name="lfq", dim=10), kmeans_init=False),
-    "residual_2x32": dict(embedding_dim=64, quantizer=dict(
-        name="residual", levels=2, codebook_size=32, dim=64, beta=0.25, ema_decay=None,
-        dead_code_threshold=0.0), kmeans_init=False),
+    "vq": dict(
+        label="VQ, codebook learned by its loss", embedding_dim=64, kmeans_init=False,
+        quantizer=dict(name="vq", codebook_size=1024, dim=64, beta=0.25, ema_decay=None,
+                       dead_code_threshold=0.0)),
+    "vq_ema": dict(
+        label="VQ-EMA (0.99), k-means init, dead-code restarts", embedding_dim=64,
+        kmeans_init=True,
+        quantizer=dict(name="vq", codebook_size=1024, dim=64, beta=0.25, ema_decay=0.99,
+                       dead_code_threshold=1.0)),
+    "vq_rotation": dict(
+        label="VQ, rotation trick", embedding_dim=64, kmeans_init=False,
+        quantizer=dict(name="vq", codebook_size=1024, dim=64, beta=0.25, ema_decay=None,
+                       dead_code_threshold=0.0, estimator="rotation")),
+    "cosine_dim8": dict(
+        label="cosine codes of dim 8 (ViT-VQGAN)", embedding_dim=8, kmeans_init=False,
+        quantizer=dict(name="vq", codebook_size=1024, dim=8, beta=0.25, ema_decay=None,
+                       dead_code_threshold=0.0, metric="cosine")),
+    "fsq": dict(
+        label="FSQ, levels (8, 5, 5, 5): 1000 codes", embedding_dim=4, kmeans_init=False,
+        quantizer=dict(name="fsq", levels=(8, 5, 5, 5))),
+    "lfq": dict(
+        label="LFQ, 10 bits", embedding_dim=10, kmeans_init=False,
+        quantizer=dict(name="lfq", dim=10)),
+    "residual_2x32": dict(
+        label="residual VQ, 2 levels of 32 codes (1024 pairs)", embedding_dim=64,
+        kmeans_init=False,
+        quantizer=dict(name="residual", levels=2, codebook_size=32, dim=64, beta=0.25,
+                       ema_decay=None, dead_code_threshold=0.0)),
 }
 
 

@@ -1,0 +1,171 @@
+r"""The quantizer table: one tokenizer (the Sonnet-sized VQ-VAE of cifar10_sonnet.py, 8x8
+grid, 10,000 steps, the same seed), one row per quantizer at about 2^10 codes, measured on
+the test split: normalized MSE, PSNR, LPIPS, rFID, codes used, perplexity and train steps/s.
+
+Resumable row by row: each row trains in <workdir>/<row> (a training run resumes where it
+stopped) and, once evaluated, leaves <workdir>/<row>/table_row.json, which later runs read
+instead of redoing the row. After every row the table so far is printed and written to
+<workdir>/table.md. Rows are those of cifar10_sonnet.QUANTIZER_ROWS, in order.
+
+  python -m experiments.quantizer_table --workdir=workdir/quantizer_table
+  python -m experiments.quantizer_table --workdir=DIR --rows=vq,fsq --fid_images=2000
+  python -m experiments.quantizer_table --workdir=DIR --dataset=cifar10   # TFDS's cifar10
+
+--dataset=jpeg_copy (the default) reads ../shared/tfds's cifar10_jpeg, CIFAR-10 decoded
+from JPEG quality-75 copies: report its figures as "CIFAR-10 (JPEG copy)". Train steps/s
+is the median of the rates the training loop logged (TensorBoard's train/steps_per_second),
+so it is only comparable between rows run on the same, equally loaded machine.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable, Iterable
+
+from absl import app, flags, logging
+
+from experiments import cli
+from experiments.configs import cifar10_sonnet
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Where the rows' runs and the table go.")
+flags.DEFINE_list("rows", list(cifar10_sonnet.QUANTIZER_ROWS), "Rows to run, in order.")
+flags.DEFINE_enum("dataset", "jpeg_copy", ["jpeg_copy", "cifar10"],
+                  "jpeg_copy: ../shared/tfds's cifar10_jpeg; cifar10: TFDS's CIFAR-10.")
+flags.DEFINE_integer("fid_images", None, "rFID over the first N test images (default: all "
+                     "10,000).")
+flags.DEFINE_bool("fid", True, "Measure rFID (two Inception passes the first time, one "
+                  "per row after: the test split's statistics are cached).")
+flags.DEFINE_string("fid_cache_dir", None, "Where split statistics are cached.")
+flags.mark_flag_as_required("workdir")
+
+ROW_FILE = "table_row.json"
+TABLE_FILE = "table.md"
+COLUMNS = (("normalized_mse", "test MSE / variance", "{:.4f}"), ("psnr", "PSNR dB", "{:.2f}"),
+           ("lpips", "LPIPS", "{:.4f}"), ("rfid", "rFID", "{:.2f}"),
+           ("codes_used", "codes used", "{:.0f}"), ("perplexity", "perplexity", "{:.1f}"),
+           ("train_steps_per_second", "train steps/s", "{:.2f}"))
+
+
+def run_rows(workdir: str, rows: Iterable[str], make_config: Callable, *,
+             evaluate_args: dict) -> list[dict]:
+  """Trains and evaluates each row not yet in the table (make_config(row) -> its config);
+  returns every finished row's results, in the order of rows. A run preempted by SIGTERM
+  stops the table there (None is returned for nothing; the rows so far are kept)."""
+  from vqjax.runner import build, tokenizer_task  # pylint: disable=import-outside-toplevel
+  results = []
+  for row in rows:
+    row_dir = os.path.join(workdir, row)
+    finished = read_row(row_dir)
+    if finished is None:
+      config = make_config(row)
+      if tokenizer_task.train_tokenizer(config, row_dir) is None:
+        logging.warning("row %s was preempted; run the same command again to resume it", row)
+        break
+      metrics = tokenizer_task.evaluate_latest(row_dir, **evaluate_args).metrics
+      finished = row_results(row, metrics, train_steps_per_second(row_dir),
+                             num_codes=build.build_quantizer(config.model.quantizer).num_codes)
+      write_json(os.path.join(row_dir, ROW_FILE), finished)
+    results.append(finished)
+    write_table(workdir, results)
+  return results
+
+
+def read_row(row_dir: str) -> dict | None:
+  path = os.path.join(row_dir, ROW_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as file:
+    return json.load(file)
+
+
+def write_json(path: str, value) -> None:
+  """Writes path atomically: a table_row.json is there whole or not at all."""
+  temporary = path + ".tmp"
+  with open(temporary, "w") as file:
+    json.dump(value, file, indent=2)
+  os.replace(temporary, path)
+
+
+def row_results(row: str, metrics: dict, steps_per_second: float | None, *,
+                num_codes: int) -> dict:
+  """The table's fields of one row from its evaluation's metrics: codes used (of num_codes,
+  the codes one index can take) and perplexity per level for a residual quantizer."""
+  def levels(name):
+    if name in metrics:
+      return [metrics[name]]
+    return [metrics[key] for key in sorted(metrics) if key.startswith(name + "/")]
+
+  fractions = levels("codes_used_fraction")
+  return {
+      "row": row, "step": metrics["step"], "normalized_mse": metrics["normalized_mse"],
+      "psnr": metrics["psnr"], "lpips": metrics.get("lpips"), "rfid": metrics.get("rfid"),
+      "rfid_images": metrics.get("rfid_images"),
+      "codes_used": [round(f * num_codes) for f in fractions], "num_codes": num_codes,
+      "codes_used_fraction": fractions, "perplexity": levels("perplexity"),
+      "train_steps_per_second": steps_per_second}
+
+
+def train_steps_per_second(row_dir: str) -> float | None:
+  """The median train/steps_per_second the loop wrote to TensorBoard (None: none logged)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=import-outside-toplevel
+  rates = []
+  for root, _, files in os.walk(os.path.join(row_dir, "tensorboard")):
+    if not any(".tfevents." in name for name in files):
+      continue
+    events = event_accumulator.EventAccumulator(root, size_guidance={"tensors": 0})
+    events.Reload()
+    if "train/steps_per_second" in events.Tags().get("tensors", []):
+      rates += [float(np.asarray(tensor_value(e))) for e in
+                events.Tensors("train/steps_per_second")]
+  return float(np.median(rates)) if rates else None
+
+
+def tensor_value(event):
+  from tensorboard.util import tensor_util  # pylint: disable=import-outside-toplevel
+  return tensor_util.make_ndarray(event.tensor_proto)
+
+
+def format_cell(value, pattern: str) -> str:
+  if value is None or value == []:
+    return "-"
+  if isinstance(value, list):
+    return " / ".join(pattern.format(v) for v in value)
+  return pattern.format(value)
+
+
+def table_markdown(results: list[dict]) -> str:
+  header = "| quantizer | " + " | ".join(title for _, title, _ in COLUMNS) + " |"
+  lines = [header, "|" + "---|" * (len(COLUMNS) + 1)]
+  for result in results:
+    label = cifar10_sonnet.QUANTIZER_ROWS.get(result["row"], {}).get("label", result["row"])
+    cells = [format_cell(result.get(name), pattern) for name, _, pattern in COLUMNS]
+    lines.append(f"| {label} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def write_table(workdir: str, results: list[dict]) -> None:
+  table = table_markdown(results)
+  with open(os.path.join(workdir, TABLE_FILE), "w") as file:
+    file.write(table)
+  print(table, flush=True)
+
+
+def main(argv):
+  cli.check_no_arguments(argv, "--workdir=DIR")
+  unknown = [row for row in FLAGS.rows if row not in cifar10_sonnet.QUANTIZER_ROWS]
+  if unknown:
+    raise app.UsageError(f"--rows names unknown rows {unknown}; choose from "
+                                f"{','.join(cifar10_sonnet.QUANTIZER_ROWS)}")
+  cli.setup_console()
+  os.makedirs(FLAGS.workdir, exist_ok=True)
+  jpeg_copy = str(FLAGS.dataset == "jpeg_copy").lower()
+  run_rows(FLAGS.workdir, FLAGS.rows,
+           lambda row: cifar10_sonnet.get_config(f"jpeg_copy={jpeg_copy},quantizer={row}"),
+           evaluate_args=dict(lpips=True, fid=FLAGS.fid, fid_images=FLAGS.fid_images,
+                              fid_cache_dir=FLAGS.fid_cache_dir))
+
+
+if __name__ == "__main__":
+  cli.run(main)

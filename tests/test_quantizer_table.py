@@ -1,0 +1,71 @@
+"""experiments.quantizer_table runs its rows one after another, resumably: a finished row is
+read back, not redone; a row stopped mid-training resumes; the table lists every row."""
+import json
+
+from absl import app
+import pytest
+
+import train_testing
+from experiments import quantizer_table
+from experiments.configs import cifar10_sonnet
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  return train_testing.prepare_digits(str(tmp_path_factory.mktemp("tfds")))
+
+
+def _digits_config(data_dir, row, num_steps=2):
+  """A table row's quantizer on the tiny digits tokenizer (4x4 grids of 8x8 images)."""
+  config = train_testing.tiny_config(data_dir, num_steps=num_steps, checkpoint_every_steps=1)
+  spec = cifar10_sonnet.QUANTIZER_ROWS[row]
+  config.model.embedding_dim = spec["embedding_dim"]
+  config.model.quantizer = dict(spec["quantizer"])
+  config.train.kmeans_init = spec["kmeans_init"]
+  config.data.eval_split = "test[:32]"
+  return config
+
+
+def test_rows_run_once_and_resume(data_dir, tmp_path, capsys):
+  rows = ["vq", "fsq", "residual_2x32"]
+  made = []
+
+  def make_config(row):
+    made.append(row)
+    return _digits_config(data_dir, row)
+
+  results = quantizer_table.run_rows(str(tmp_path), rows, make_config,
+                                     evaluate_args=dict(lpips=False, fid=False))
+  assert [r["row"] for r in results] == rows and made == rows
+  fsq = json.loads((tmp_path / "fsq" / "table_row.json").read_text())
+  assert fsq == results[1] and fsq["step"] == 2 and fsq["num_codes"] == 1000
+  assert fsq["codes_used"][0] == round(fsq["codes_used_fraction"][0] * 1000) >= 1
+  assert len(results[2]["perplexity"]) == 2 and results[2]["num_codes"] == 32  # per level
+  assert results[0]["train_steps_per_second"] > 0
+  table = (tmp_path / "table.md").read_text()
+  assert table.count("\n") == 2 + len(rows) and "FSQ, levels (8, 5, 5, 5)" in table
+  assert table in capsys.readouterr().out
+
+  # Again: nothing is redone. A row whose table entry is gone but whose training finished
+  # is evaluated again from its checkpoint; a longer run resumes where it stopped.
+  made.clear()
+  (tmp_path / "vq" / "table_row.json").unlink()
+
+  def longer(row):
+    made.append(row)
+    config = _digits_config(data_dir, row, num_steps=3)
+    config.train.allow_config_change = True  # num_steps is a safe change
+    return config
+
+  again = quantizer_table.run_rows(str(tmp_path), rows, longer,
+                                   evaluate_args=dict(lpips=False, fid=False))
+  assert made == ["vq"] and again[0]["step"] == 3 and again[1:] == results[1:]
+
+
+def test_unknown_rows_are_usage_errors(tmp_path):
+  quantizer_table.FLAGS(["quantizer_table", f"--workdir={tmp_path}", "--rows=vq,nope"])
+  try:
+    with pytest.raises(app.UsageError, match="unknown rows \\['nope'\\]; choose from vq,"):
+      quantizer_table.main(["quantizer_table"])
+  finally:
+    quantizer_table.FLAGS.unparse_flags()
