@@ -29,13 +29,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
-import time
 
 KINDS = ("gan", "generator")
 WARMUP_STEPS = 2
-RESULT_PREFIX = "peer-result: "
 
 
 def add_arguments(parser) -> None:
@@ -131,40 +127,19 @@ def worker(threads: int, *, tiny: bool, repetitions: int, skip_taming: bool) -> 
     frameworks["taming"] = bench_vqgan_taming.build_steps(taming_setup(config),
                                                           threads=threads)
   parameters = {name: steps["parameters"]() for name, steps in frameworks.items()}
-  times = {}
-  for kind in KINDS:
-    for steps in frameworks.values():
-      for _ in range(WARMUP_STEPS):
-        steps[kind]()
-    times[kind] = {name: [] for name in frameworks}
-    for _ in range(repetitions):  # A B A B
-      for name, steps in frameworks.items():
-        start = time.perf_counter()
-        steps[kind]()
-        times[kind][name].append(time.perf_counter() - start)
+  from experiments import benchmarking
+  times = {kind: benchmarking.interleaved_times(
+      {name: steps[kind] for name, steps in frameworks.items()}, repetitions,
+      warmup=WARMUP_STEPS) for kind in KINDS}
   return {"threads": threads, "parameters": parameters, "times": times}
 
 
-def _worker_environment(threads: int) -> dict:
-  flags = (f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
-           f"intra_op_parallelism_threads={threads}")
-  return {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS":
-          str(threads), "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
 def _run_worker(threads: int, args) -> dict:
-  command = [sys.executable, "-m", "experiments.bench_vqgan", f"--worker_threads={threads}",
-             f"--repetitions={args.repetitions}"]
-  command += ["--tiny"] * args.tiny + ["--skip_taming"] * args.skip_taming
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  process = subprocess.run(command, cwd=root, env=_worker_environment(threads),
-                           capture_output=True, text=True)
-  results = [line[len(RESULT_PREFIX):] for line in process.stdout.splitlines()
-             if line.startswith(RESULT_PREFIX)]
-  if process.returncode or not results:
-    raise RuntimeError(f"the {threads}-thread worker failed ({process.returncode}):\n"
-                       f"{process.stderr[-3000:]}")
-  return json.loads(results[-1])
+  from experiments import benchmarking
+  return benchmarking.run_worker(
+      "experiments.bench_vqgan", threads,
+      [f"--repetitions={args.repetitions}"] + ["--tiny"] * args.tiny
+      + ["--skip_taming"] * args.skip_taming)
 
 
 def ratio(times: dict) -> float:
@@ -196,11 +171,12 @@ def table(results: dict[int, dict]) -> str:
 
 
 def main(args) -> dict[int, dict]:
+  from experiments import benchmarking
   if args.worker_threads:
-    _hold_to_threads(args.worker_threads)
+    benchmarking.hold_to_threads(args.worker_threads)
     result = worker(args.worker_threads, tiny=args.tiny, repetitions=args.repetitions,
                     skip_taming=args.skip_taming)
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    benchmarking.print_result(result)
     return {args.worker_threads: result}
   thread_counts = [int(count) for count in args.threads.split(",")]
   if args.repetitions < 1 or any(count < 1 for count in thread_counts):
@@ -218,9 +194,3 @@ def main(args) -> dict[int, dict]:
   print(table(results))
   print(summary_line(results))
   return results
-
-
-def _hold_to_threads(threads: int) -> None:
-  """This process on `threads` of the CPUs it may use (XLA sizes its pool from them)."""
-  cpus = sorted(os.sched_getaffinity(0))
-  os.sched_setaffinity(0, cpus[:threads])

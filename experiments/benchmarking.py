@@ -1,8 +1,16 @@
-"""What every benchmark shares: timing a step, and printing a right-aligned table."""
+"""What every benchmark shares: timing a step, printing a right-aligned table, and running
+a worker process held to a number of threads (for comparisons against a peer framework,
+both frameworks in the same process, each limited to the same threads)."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from typing import Callable, Sequence
+
+RESULT_PREFIX = "worker-result: "
 
 
 def best_time(run_step: Callable[[], None], repeats: int, warmup: int = 2) -> float:
@@ -27,3 +35,53 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
   widths = [max(len(row[column]) for row in rows) for column in range(len(columns))]
   return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths))
                    for row in rows)
+
+
+def worker_environment(threads: int) -> dict:
+  """The environment of a worker held to `threads`: XLA's and OpenMP's pools sized."""
+  flags = (f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+           f"intra_op_parallelism_threads={threads}")
+  return {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS":
+          str(threads), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def hold_to_threads(threads: int) -> None:
+  """This process on `threads` of the CPUs it may use (XLA sizes its pool from them)."""
+  cpus = sorted(os.sched_getaffinity(0))
+  os.sched_setaffinity(0, cpus[:threads])
+
+
+def run_worker(module: str, threads: int, arguments: Sequence[str]) -> dict:
+  """Runs `python -m module --worker_threads=threads *arguments` held to threads and
+  returns the JSON its print_result printed last."""
+  command = [sys.executable, "-m", module, f"--worker_threads={threads}", *arguments]
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  process = subprocess.run(command, cwd=root, env=worker_environment(threads),
+                           capture_output=True, text=True)
+  results = [line[len(RESULT_PREFIX):] for line in process.stdout.splitlines()
+             if line.startswith(RESULT_PREFIX)]
+  if process.returncode or not results:
+    raise RuntimeError(f"the {threads}-thread worker of {module} failed "
+                       f"({process.returncode}):\n{process.stderr[-3000:]}")
+  return json.loads(results[-1])
+
+
+def print_result(result) -> None:
+  """A worker's last word: its result as one JSON line that run_worker reads."""
+  print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def interleaved_times(steps: dict[str, Callable[[], None]], repetitions: int,
+                      warmup: int = 2) -> dict[str, list[float]]:
+  """{name: [seconds...]}: each step warmed up, then all run in turn (A B A B ...)
+  `repetitions` times; each step must block until its results are ready."""
+  for step in steps.values():
+    for _ in range(warmup):
+      step()
+  times = {name: [] for name in steps}
+  for _ in range(repetitions):
+    for name, step in steps.items():
+      start = time.perf_counter()
+      step()
+      times[name].append(time.perf_counter() - start)
+  return times
