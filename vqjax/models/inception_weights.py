@@ -81,7 +81,8 @@ def read_torchscript_params(path: str, *, check_sha1: bool = True) -> dict:
                      f"with {INSTALL_HINT}")
   with pickled_weights.open_torch_file(path, what="the FID Inception TorchScript file",
                                        resolve=_script_globals,
-                                       hint=f"; {INSTALL_HINT}") as root:
+                                       hint=f"; {INSTALL_HINT}") as loaded:
+    root = loaded.root
     tensors = _module_tensors(root) if isinstance(root, _ScriptModule) else {}
     tensors = {name: tensor.numpy() for name, tensor in tensors.items()}
   params = {}

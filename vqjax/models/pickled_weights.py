@@ -6,8 +6,9 @@ restricted unpickler of vqjax (LPIPS, FID Inception and taming-transformers weig
                           stub_unknown=True rebuilt as an inert StubObject that only keeps
                           its arguments: nothing it names is imported or called
     NUMPY_GLOBALS         what a pickle of NumPy arrays needs
-    open_torch_file(path, what=...)   a torch.save (or TorchScript) zip: data.pkl with the
-                          tensors as TorchTensors, whose bytes are read on demand
+    open_torch_file(path, what=...)   a torch.save (or TorchScript) zip as a TorchFile:
+                          data.pkl's object with the tensors as TorchTensors, whose bytes
+                          are read on demand
                           (TorchTensor.numpy()), so a Lightning .ckpt's optimizer state is
                           never read when only its state_dict is wanted
 
@@ -165,11 +166,16 @@ class _TorchUnpickler(RestrictedUnpickler):
     return read
 
 
+class TorchFile(NamedTuple):
+  root: Any                        # what data.pkl pickles, tensors as TorchTensors
+  stubbed_globals: frozenset[str]  # 'module.name' of every global left a StubObject
+
+
 @contextlib.contextmanager
 def open_torch_file(path: str, *, what: str, stub_unknown: bool = False,
                     resolve: Callable[[str, str], Any] | None = None,
-                    hint: str = "") -> Iterator[Any]:
-  """Yields the object a torch.save zip (or a TorchScript file) pickles, its tensors as
+                    hint: str = "") -> Iterator[TorchFile]:
+  """Yields the TorchFile of a torch.save zip (or a TorchScript file): its tensors are
   TorchTensors, readable until the block ends. Globals other than tensors, storages,
   OrderedDict and plain builtins are refused (or, stub_unknown, stubbed); resolve may
   allow more. what: the file's kind, for errors; hint: what to do about a wrong file."""
@@ -194,6 +200,7 @@ def open_torch_file(path: str, *, what: str, stub_unknown: bool = False,
     unpickler = _TorchUnpickler(io.BytesIO(archive.read(pickles[0])), archive, prefix, path,
                                 what=what, stub_unknown=stub_unknown, resolve=resolve)
     try:
-      yield unpickler.load()
+      root = unpickler.load()
+      yield TorchFile(root, frozenset(unpickler.stubbed))
     finally:
       unpickler._closed = True  # pylint: disable=protected-access
