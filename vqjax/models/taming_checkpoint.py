@@ -90,9 +90,10 @@ def model_params_of(config: Mapping[str, Any]) -> dict:
   if "model" in config:
     model = dict(config["model"])
     target = model.get("target", "")
-    if target and not target.endswith(".VQModel"):
-      raise ValueError(f"model.target is {target}; only taming's VQModel (VectorQuantizer2) "
-                       "converts (GumbelVQ and EMAVQ have other quantizers)")
+    if target and not target.endswith((".VQModel", ".VQModelInterface")):
+      raise ValueError(f"model.target is {target}; only taming's (or latent-diffusion's) "
+                       "VQModel with VectorQuantizer2 converts (GumbelVQ and EMAVQ have "
+                       "other quantizers)")
     config = dict(model.get("params", {}))
   return config
 
