@@ -2,7 +2,8 @@
 without torch, equal vqjax's VQGAN exactly (z_e, indices, decoded images), and back.
 
 The proof builds taming's own modules with random weights (needs torch and
-taming-transformers: pip install -e .[bench]; skipped without them).
+taming-transformers: pip install -e .[bench]; skipped without them). Without them, CI
+checks a file torch wrote and the outputs taming recorded (tests/record_taming_reference.py).
 """
 import os
 import pickle
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import record_taming_reference
 from vqjax.models import taming_checkpoint as tc
 from vqjax.runner.build import build_model
 
@@ -102,7 +104,8 @@ def test_remap_and_other_models_are_refused():
             ch_mult=[1, 2], num_res_blocks=1, attn_resolutions=[4])
   with pytest.raises(ValueError, match="remap"):
     tc.taming_architecture(dict(ddconfig=dd, n_embed=16, embed_dim=8, remap="used.npy"))
-  with pytest.raises(ValueError, match="only taming's VQModel"):
+  with pytest.raises(ValueError, match=r"GumbelVQ; only taming's \(or latent-diffusion's\) "
+                     "VQModel"):
     tc.taming_architecture({"model": {"target": "taming.models.vqgan.GumbelVQ",
                                       "params": dict(ddconfig=dd, n_embed=16, embed_dim=8)}})
 
@@ -116,6 +119,33 @@ def test_the_quantizer_loss_convention_follows_legacy():
   assert legacy.quantizer_loss_weights == {"codebook_loss": 0.25}
   fixed = tc.taming_architecture({**base, "legacy": False, "beta": 0.5})
   assert fixed.model["quantizer"]["beta"] == 0.5 and fixed.quantizer_loss_weights == {}
+
+
+# Recorded from taming (tests/record_taming_reference.py): checked without torch, in CI too.
+
+def test_reads_a_lightning_checkpoint_that_torch_wrote():
+  checkpoint = tc.read_checkpoint(record_taming_reference.WRITTEN)
+  expected = record_taming_reference.written_arrays()
+  assert sorted(checkpoint.state_dict) == sorted(expected)
+  for name, value in expected.items():
+    got = checkpoint.state_dict[name]
+    assert got.shape == value.shape, name
+    np.testing.assert_array_equal(got.astype(np.float32), value.astype(np.float32), name)
+  assert checkpoint.state_dict["half"].dtype == np.float16
+  assert checkpoint.global_step == 7
+  assert "argparse.Namespace" in checkpoint.stubbed_globals  # the hyper-parameters, not run
+
+
+def test_reproduces_the_outputs_taming_recorded():
+  recorded = np.load(record_taming_reference.REFERENCE)
+  architecture = tc.taming_architecture(record_taming_reference.CONFIG)
+  model, shapes = _model_and_shapes(architecture)
+  state_dict = tc.to_taming_state_dict(record_taming_reference.reference_params())
+  conversion = tc.to_vqgan_variables(state_dict, shapes)
+  got = _vqjax_outputs(model, conversion.variables, recorded["images"])
+  np.testing.assert_array_equal(got["indices"], recorded["indices"])
+  for name in ("z_e", "decoded"):
+    np.testing.assert_allclose(got[name], recorded[name], atol=TOLERANCE, rtol=0)
 
 
 # taming's own model (torch): the proof.
@@ -160,8 +190,8 @@ def test_taming_models_convert_exactly(tmp_path, name, lightning):
 
 
 def test_the_full_f16_imagenet_model_converts_exactly(tmp_path):
-  """taming's vqgan_imagenet_f16_1024 architecture at 256x256, one image; on 2 CPU cores
-  about 40 s, most of it compiling vqjax's model."""
+  """taming's vqgan_imagenet_f16_1024 architecture at 256x256, one image; about 25 s on 2
+  CPU cores, most of it compiling vqjax's model."""
   taming_testing = _taming()
   started = time.perf_counter()
   taming_model = taming_testing.TamingVQModel(**taming_testing.FULL_F16)
