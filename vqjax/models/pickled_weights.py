@@ -121,6 +121,13 @@ class TorchTensor(NamedTuple):
   def numpy(self) -> np.ndarray:
     storage = self.read()
     itemsize = storage.itemsize
+    # as_strided trusts its arguments: a crafted file must not read outside the storage
+    last = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride) if n > 0)
+    if (self.offset < 0 or min(self.shape, default=0) < 0 or min(self.stride, default=0) < 0
+        or (all(n > 0 for n in self.shape) and last >= storage.size)):
+      raise ValueError(f"a tensor of shape {self.shape}, stride {self.stride} at offset "
+                       f"{self.offset} does not fit its storage of {storage.size} elements; "
+                       "the file is damaged or crafted")
     return np.lib.stride_tricks.as_strided(
         storage[self.offset:], self.shape, tuple(s * itemsize for s in self.stride)).copy()
 
