@@ -36,13 +36,15 @@ def test_a_boolean_flags_separate_value_is_named():
     cli.check_no_arguments(["evaluate", "false"], "--workdir=DIR")
 
 
-@pytest.mark.parametrize("module", ["train", "train_prior", "evaluate", "sample", "quickstart"])
+@pytest.mark.parametrize("module", ["train", "train_prior", "evaluate", "sample", "quickstart",
+                                    "convert_taming"])
 def test_every_entry_point_checks_its_arguments(module):
   source = open(f"experiments/{module}.py").read()
   assert "cli.check_no_arguments(argv" in source
 
 
-@pytest.mark.parametrize("module", ["train", "train_prior", "evaluate", "sample", "quickstart"])
+@pytest.mark.parametrize("module", ["train", "train_prior", "evaluate", "sample", "quickstart",
+                                    "convert_taming"])
 def test_help_exits_0_without_importing_tensorflow_or_jax(module):
   probe = (f"import runpy, sys\nsys.argv = ['{module}', '--help']\ncode = None\n"
            f"try:\n  runpy.run_module('experiments.{module}', run_name='__main__')\n"

@@ -11,8 +11,10 @@ from experiments.configs import default
 from vqjax.models import tokenizers
 from vqjax.runner import build, experiment
 
+# from_workdir.py reads a workdir's config.json: tested in test_taming_workdir.py.
 _ALL = sorted(p.stem for p in (pathlib.Path(__file__).parents[1] / "experiments" /
-                               "configs").glob("*.py") if p.stem != "__init__")
+                               "configs").glob("*.py") if p.stem not in ("__init__",
+                                                                         "from_workdir"))
 CONFIGS = [name for name in _ALL if not name.startswith("prior_")]
 PRIOR_CONFIGS = [name for name in _ALL if name.startswith("prior_")]
 # The tokenizer config each prior reads the grids of.

