@@ -13,6 +13,15 @@ whole sample is one XLA program with no Python loop per token.
   sample_prior(prior, variables, rng, labels, condition, batch_size=, axis_name=None, ...)
   make_sampler(prior, batch_size=, ...)  (jitted) int32 grids [B, *prior.grid_shape].
 
+Classifier-free guidance (Ho & Salimans 2022), for every class-conditional prior trained
+with a null class (label_dropout_rate > 0, vqjax.models.conditioning): guidance_scale s
+samples from uncond + s * (cond - uncond) (guided_logits), the conditional and the
+null-class half in one batch of 2B (the transformer's key-value cache holds both); s = 1
+is plain conditional sampling, s = 0 unconditional; guidance_ramp ramps s linearly from 1
+over the positions (MaskGIT: the steps), as LlamaGen does. A MaskGIT prior
+(vqjax.models.MaskGITPrior) is decoded in parallel by vqjax.maskgit.decode, every masked
+token drawn by the same sample_logits.
+
 Every position is drawn with `sample_logits` (temperature, top-k, top-p; greedy argmax when
 greedy=True or temperature=0) from keys split off the one rng, so a key gives the same
 tokens on every run, with or without a cache, up to float rounding.
@@ -32,6 +41,10 @@ from typing import Any, Callable, Optional
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from vqjax import maskgit
+from vqjax.models import conditioning
 
 
 @flax.struct.dataclass
@@ -135,50 +148,213 @@ def has_cache(prior) -> bool:
       getattr(prior, "decode", None))
 
 
-def prior_decode_step(prior, variables, *, batch_size: int, labels=None,
-                      condition=None) -> tuple[Callable, Any]:
-  """(decode_step, initial cache) of a prior (see the module docstring) for `decode`:
-  its cached decode when it has one, else recomputation of its logits over the grid."""
-  conditioning = dict(labels=labels, condition=condition)
+def check_guidance(prior, guidance_scale: Optional[float]) -> None:
+  """Raises a ValueError naming the fix unless guidance_scale is None (no guidance) or a
+  scale >= 0 for a prior with a null class (trained with label_dropout_rate > 0)."""
+  if guidance_scale is None:
+    return
+  if guidance_scale < 0:
+    raise ValueError(f"guidance_scale is {guidance_scale}; use a scale >= 0 (1: plain "
+                     "conditional sampling, 0: unconditional, > 1: guided), or None")
+  if not conditioning.has_null_class(prior):
+    raise ValueError(
+        f"guidance_scale was given but the prior (num_classes={prior.num_classes}, "
+        f"label_dropout_rate={getattr(prior, 'label_dropout_rate', 0.0)}) has no null class; "
+        "guidance needs a class-conditional prior trained with label_dropout_rate > 0 "
+        "(--config.model.label_dropout_rate=0.1), or sample with guidance_scale=None")
+
+
+def check_labels(prior, labels) -> None:
+  """Raises a ValueError unless concrete labels lie in [0, num_classes): the null class
+  (num_classes) is guidance's unconditional half, never a label to sample."""
+  num_classes = getattr(prior, "num_classes", 0)
+  if labels is None or not num_classes or isinstance(labels, jax.core.Tracer):
+    return
+  labels = np.asarray(labels)
+  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+    raise ValueError(f"labels {np.unique(labels).tolist()} are outside [0, {num_classes}); "
+                     f"pass classes the prior was trained on (the null class {num_classes} "
+                     "is guidance's unconditional half: use guidance_scale=0 for it)")
+
+
+def guidance_scale_at(guidance_scale, progress, ramp: bool):
+  """The scale at progress in (0, 1] (of positions or decoding steps): guidance_scale, or
+  with ramp, LlamaGen's linear ramp 1 + (guidance_scale - 1) * progress."""
+  return 1.0 + (guidance_scale - 1.0) * progress if ramp else guidance_scale
+
+
+def guided_logits(logits, scale):
+  """uncond + scale * (cond - uncond) of logits [2B, ...] = [cond; uncond] halves; exact
+  at scale 1 (the conditional logits) and 0 (the unconditional ones)."""
+  cond, uncond = jnp.split(logits, 2, axis=0)
+  return jnp.where(scale == 0, uncond, cond + (scale - 1.0) * (cond - uncond))
+
+
+def _both_halves(prior, labels, condition):
+  """The conditioning of a guided batch [2B]: the labels, then the null class; the
+  condition (a bottom prior's top grid) twice."""
+  null = jnp.full_like(labels, prior.num_classes)
+  doubled = None if condition is None else jnp.concatenate([condition, condition])
+  return jnp.concatenate([labels, null]), doubled
+
+
+def _logits_fn(prior, variables, *, batch_size: int, labels, condition) -> Callable:
+  """tokens [batch_size, L] -> the prior's logits [batch_size, L, K] over the grid."""
+  def tokens_to_logits(tokens):
+    grid = tokens.reshape(batch_size, *prior.grid_shape)
+    return prior.apply(variables, grid, train=False, labels=labels, condition=condition)
+
+  return tokens_to_logits
+
+
+def prior_decode_step(prior, variables, *, batch_size: int, labels=None, condition=None,
+                      guidance_scale: Optional[float] = None,
+                      guidance_ramp: bool = False) -> tuple[Callable, Any]:
+  """(decode_step, initial cache) of a causal prior (see the module docstring) for
+  `decode`: its cached decode when it has one, else recomputation of its logits over the
+  grid. With guidance_scale, each step runs the conditional and the null-class half in one
+  batch of 2 * batch_size (a cache of that batch) and returns the guided logits."""
+  check_guidance(prior, guidance_scale)
+  if guidance_scale is not None:
+    labels, condition = _both_halves(prior, labels, condition)
+    step, cache = prior_decode_step(prior, variables, batch_size=2 * batch_size,
+                                    labels=labels, condition=condition)
+    length = prior.grid_shape[0] * prior.grid_shape[1]
+
+    def guided_step(tokens, position, cache):
+      logits, cache = step(jnp.concatenate([tokens, tokens]), position, cache)
+      progress = (position + 1).astype(jnp.float32) / length
+      return guided_logits(logits, guidance_scale_at(guidance_scale, progress,
+                                                     guidance_ramp)), cache
+
+    return guided_step, cache
+  conditioning_args = dict(labels=labels, condition=condition)
   if has_cache(prior):
     def cached_step(tokens, position, cache):
       previous = jax.lax.dynamic_index_in_dim(tokens, jnp.maximum(position - 1, 0), axis=1,
                                               keepdims=False)  # unread at position 0
       return prior.apply(variables, previous, position, cache, method=prior.decode,
-                         **conditioning)
+                         **conditioning_args)
 
     return cached_step, prior.init_cache(batch_size)
+  return recompute_step(_logits_fn(prior, variables, batch_size=batch_size,
+                                   **conditioning_args)), None
 
-  def tokens_to_logits(tokens):
-    grid = tokens.reshape(batch_size, *prior.grid_shape)
-    return prior.apply(variables, grid, train=False, **conditioning)
 
-  return recompute_step(tokens_to_logits), None
+def masked_tokens_to_logits(prior, variables, *, batch_size: int, num_steps: int,
+                            labels=None, condition=None, guidance_scale: Optional[float] = None,
+                            guidance_ramp: bool = False) -> Callable:
+  """The tokens_to_logits(tokens [B, L], step) of vqjax.maskgit.decode for a MaskGIT prior;
+  with guidance_scale, both halves in one batch of 2 * batch_size, the scale ramped over
+  the num_steps steps with guidance_ramp."""
+  check_guidance(prior, guidance_scale)
+  if guidance_scale is None:
+    logits_fn = _logits_fn(prior, variables, batch_size=batch_size, labels=labels,
+                           condition=condition)
+    return lambda tokens, step: logits_fn(tokens)
+  labels, condition = _both_halves(prior, labels, condition)
+  logits_fn = _logits_fn(prior, variables, batch_size=2 * batch_size, labels=labels,
+                         condition=condition)
+
+  def guided(tokens, step):
+    progress = (step + 1).astype(jnp.float32) / num_steps
+    return guided_logits(logits_fn(jnp.concatenate([tokens, tokens])),
+                         guidance_scale_at(guidance_scale, progress, guidance_ramp))
+
+  return guided
+
+
+MASKGIT_OPTIONS = ("maskgit_steps", "choice_temperature", "mask_schedule")
 
 
 def sample_prior(prior, variables, rng, labels=None, condition=None, *, batch_size: int,
-                 axis_name: Optional[str] = None, **sampling) -> jax.Array:
+                 axis_name: Optional[str] = None, guidance_scale: Optional[float] = None,
+                 guidance_ramp: bool = False, maskgit_steps: Optional[int] = None,
+                 choice_temperature: Optional[float] = None,
+                 mask_schedule: Optional[str] = None, **sampling) -> jax.Array:
   """Int32 token grids [batch_size, *prior.grid_shape] sampled from a prior.
 
   variables: the prior's ({'params': ...}); labels int32 [batch_size] and condition (the
   top grid) as the prior takes them. With axis_name (inside pmap) the key is folded with
   this device's axis_index, so devices draw different samples. sampling: the keyword
-  arguments of `decode` (num_steps, temperature, top_k, top_p, greedy).
+  arguments of `decode` (num_steps, temperature, top_k, top_p, greedy). guidance_scale s
+  (None: none) samples from uncond + s * (cond - uncond) (guidance_ramp: s ramped from 1
+  over the positions or steps). A MaskGIT prior (vqjax.maskgit.is_masked_prior) decodes
+  in maskgit_steps parallel steps (default 8) with choice_temperature (default 4.5) and
+  mask_schedule (default the prior's); these are MaskGIT's options only.
   """
   if axis_name is not None:
     rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
-  decode_step, cache = prior_decode_step(prior, variables, batch_size=batch_size,
-                                         labels=labels, condition=condition)
   height, width = prior.grid_shape
+  guidance = dict(labels=labels, condition=condition, guidance_scale=guidance_scale,
+                  guidance_ramp=guidance_ramp)
+  if maskgit.is_masked_prior(prior):
+    if sampling.get("num_steps") is not None:
+      raise ValueError("num_steps (positions) is an option of causal priors; a MaskGIT prior "
+                       "decodes every position in maskgit_steps steps")
+    sampling.pop("num_steps", None)
+    return _sample_masked(prior, variables, rng, batch_size=batch_size,
+                          maskgit_steps=8 if maskgit_steps is None else maskgit_steps,
+                          choice_temperature=4.5 if choice_temperature is None
+                          else choice_temperature,
+                          schedule=mask_schedule or prior.mask_schedule, guidance=guidance,
+                          **sampling).reshape(batch_size, height, width)
+  given = [name for name, value in zip(MASKGIT_OPTIONS,
+                                       (maskgit_steps, choice_temperature, mask_schedule))
+           if value is not None]
+  if given:
+    raise ValueError(f"{', '.join(given)} are options of MaskGIT priors, but this prior is "
+                     f"a {type(prior).__name__} (sampled position by position); drop them")
+  decode_step, cache = prior_decode_step(prior, variables, batch_size=batch_size, **guidance)
   tokens = decode(decode_step, cache, rng, batch_size=batch_size, length=height * width,
                   **sampling)
   return tokens.reshape(batch_size, height, width)
 
 
-def make_sampler(prior, *, batch_size: int, **sampling) -> Callable:
-  """The jitted `sampler(variables, rng, labels=None, condition=None)` -> int32 grids
-  [batch_size, *prior.grid_shape]; sampling: `decode`'s keyword arguments, checked here."""
+def _sample_masked(prior, variables, rng, *, batch_size: int, maskgit_steps: int,
+                   choice_temperature: float, schedule: str, guidance: dict,
+                   temperature: float = 1.0, top_k: Optional[int] = None,
+                   top_p: Optional[float] = None, greedy: bool = False) -> jax.Array:
+  """Int32 [batch_size, L]: maskgit.decode of a fully masked grid."""
   check_batch_size(batch_size)
+  check_sampling_args(temperature=temperature, top_k=top_k, top_p=top_p)
+  tokens_to_logits = masked_tokens_to_logits(prior, variables, batch_size=batch_size,
+                                             num_steps=maskgit_steps, **guidance)
+  sample_fn = functools.partial(sample_logits, temperature=temperature, top_k=top_k,
+                                top_p=top_p, greedy=greedy)
+  start = jnp.full((batch_size, prior.length), prior.mask_token_id, jnp.int32)
+  return maskgit.decode(tokens_to_logits, start, rng, sample_fn=sample_fn,
+                        mask_token_id=prior.mask_token_id, num_steps=maskgit_steps,
+                        schedule=schedule, choice_temperature=choice_temperature)
+
+
+def check_prior_sampling_args(prior, **sampling) -> None:
+  """Raises a ValueError naming the fix for bad sampling arguments of this prior."""
   check_sampling_args(temperature=sampling.get("temperature", 1.0),
                       top_k=sampling.get("top_k"), top_p=sampling.get("top_p"))
-  return jax.jit(functools.partial(sample_prior, prior, batch_size=batch_size, **sampling))
+  check_guidance(prior, sampling.get("guidance_scale"))
+  if maskgit.is_masked_prior(prior):
+    maskgit.check_decode_args(num_steps=sampling.get("maskgit_steps") or 8,
+                              choice_temperature=sampling.get("choice_temperature") or 0.0,
+                              schedule=sampling.get("mask_schedule"))
+  else:
+    given = [name for name in MASKGIT_OPTIONS if sampling.get(name) is not None]
+    if given:
+      raise ValueError(f"{', '.join(given)} are options of MaskGIT priors, but this prior "
+                       f"is a {type(prior).__name__}; drop them")
+
+
+def make_sampler(prior, *, batch_size: int, **sampling) -> Callable:
+  """The jitted `sampler(variables, rng, labels=None, condition=None)` -> int32 grids
+  [batch_size, *prior.grid_shape]; sampling: sample_prior's keyword arguments, checked
+  here, and the labels at each call (in [0, num_classes)). .lower compiles ahead of time."""
+  check_batch_size(batch_size)
+  check_prior_sampling_args(prior, **sampling)
+  jitted = jax.jit(functools.partial(sample_prior, prior, batch_size=batch_size, **sampling))
+
+  def sampler(variables, rng, labels=None, condition=None):
+    check_labels(prior, labels)
+    return jitted(variables, rng, labels, condition)
+
+  sampler.lower = jitted.lower
+  return sampler
