@@ -112,3 +112,17 @@ def test_options_of_the_other_kind_of_prior_are_errors():
     sampling.make_sampler(TinyTransformerPrior(), batch_size=2, maskgit_steps=8)
   with pytest.raises(ValueError, match="label_smoothing is 0.1 but the prior is causal"):
     parallel.prior_train_step(TinyTransformerPrior(), optax.sgd(0.1), label_smoothing=0.1)
+
+
+def test_the_vqvae2_bottom_config_has_a_maskgit_switch():
+  from experiments.configs import prior_vqvae2_bottom  # pylint: disable=import-outside-toplevel
+  config = prior_vqvae2_bottom.get_config("maskgit,tiny")
+  assert config.level == "bottom" and config.model.name == "maskgit"
+  prior = build.build_prior(config.model, codebook_size=32, grid_shape=(8, 8),
+                            condition_codebook_size=32)
+  grids, top = (jax.ShapeDtypeStruct(shape, jnp.int32) for shape in ((2, 8, 8), (2, 4, 4)))
+  labels = jax.ShapeDtypeStruct((2,), jnp.int32)
+  logits = jax.eval_shape(lambda g, t, l: prior.apply(
+      prior.init(KEY, g, condition=t, labels=l, train=False), g, condition=t, labels=l,
+      train=False), grids, top, labels)
+  assert logits.shape == (2, 64, 32)
