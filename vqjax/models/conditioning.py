@@ -39,13 +39,18 @@ def drop_labels(module: nn.Module, labels, *, num_classes: int, label_dropout_ra
 
 
 def check_conditioning(*, num_classes: int, condition_codebook_size: int,
-                       grid_shape: tuple[int, int], labels, condition) -> None:
-  """Raises a ValueError naming the fix unless labels are given exactly when num_classes >
-  0 and a top grid dividing grid_shape exactly when condition_codebook_size > 0."""
+                       grid_shape: tuple[int, int], labels, condition,
+                       batch_size: int | None = None) -> None:
+  """Raises a ValueError naming the fix unless labels ([batch_size]) are given exactly when
+  num_classes > 0 and a top grid dividing grid_shape exactly when condition_codebook_size
+  > 0."""
   if bool(num_classes) != (labels is not None):
     raise ValueError(f"num_classes is {num_classes} but labels were "
                      f"{'not ' if labels is None else ''}given; pass labels [B] exactly "
                      "when num_classes > 0")
+  if labels is not None and batch_size is not None and labels.shape != (batch_size,):
+    raise ValueError(f"labels have shape {labels.shape}; they must be [B] = ({batch_size},), "
+                     "one class per token grid")
   if bool(condition_codebook_size) != (condition is not None):
     raise ValueError(f"condition_codebook_size is {condition_codebook_size} but a "
                      f"condition was {'not ' if condition is None else ''}given; pass the "

@@ -95,7 +95,8 @@ class MaskGITPrior(nn.Module):
                        f"grid_shape={tokens.shape[1:]}")
     conditioning.check_conditioning(
         num_classes=self.num_classes, condition_codebook_size=self.condition_codebook_size,
-        grid_shape=self.grid_shape, labels=labels, condition=condition)
+        grid_shape=self.grid_shape, labels=labels, condition=condition,
+        batch_size=tokens.shape[0])
     labels = conditioning.drop_labels(self, labels, num_classes=self.num_classes,
                                       label_dropout_rate=self.label_dropout_rate, train=train)
     positions = jnp.arange(self.length)

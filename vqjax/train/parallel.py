@@ -1,7 +1,8 @@
 """The one place that maps the per-device steps of vqjax.train.steps over devices.
 
 Tokenizer steps come from vqjax.train.steps (VQGAN: vqjax.train.gan_steps), prior steps
-from vqjax.train.prior_steps, the prior's sampler from vqjax.sampling.
+from vqjax.train.prior_steps (MaskGIT: vqjax.train.maskgit_steps), the prior's sampler
+from vqjax.sampling.
 Batches are laid out [devices, per-device batch, ...] (as vqjax.data yields them) and
 mapped on AXIS_NAME. The state is not replicated by hand: it goes in with in_axes=None
 and comes back with out_axes=None, one array per leaf held identically by every device,
