@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vqjax import sampling
+from vqjax import guidance, sampling
 from vqjax.models import TinyGatedPixelCNN, TinyMaskGITPrior, TinyTransformerPrior
 from vqjax.train import parallel
 
@@ -41,13 +41,13 @@ def test_guided_logits_are_uncond_plus_s_times_the_difference():
   cond, uncond = jnp.array([[1.0, 2.0]]), jnp.array([[0.5, -1.0]])
   both = jnp.concatenate([cond, uncond])
   for scale in (0.0, 1.0, 3.0):
-    np.testing.assert_allclose(sampling.guided_logits(both, scale),
+    np.testing.assert_allclose(guidance.guided_logits(both, scale),
                                uncond + scale * (cond - uncond), rtol=1e-6)
-  np.testing.assert_array_equal(sampling.guided_logits(both, 1.0), cond)
-  np.testing.assert_array_equal(sampling.guided_logits(both, 0.0), uncond)
-  assert sampling.guidance_scale_at(4.0, 0.5, ramp=False) == 4.0
-  assert sampling.guidance_scale_at(4.0, 0.5, ramp=True) == 2.5  # LlamaGen's linear ramp
-  assert sampling.guidance_scale_at(4.0, 1.0, ramp=True) == 4.0
+  np.testing.assert_array_equal(guidance.guided_logits(both, 1.0), cond)
+  np.testing.assert_array_equal(guidance.guided_logits(both, 0.0), uncond)
+  assert guidance.guidance_scale_at(4.0, 0.5, ramp=False) == 4.0
+  assert guidance.guidance_scale_at(4.0, 0.5, ramp=True) == 2.5  # LlamaGen's linear ramp
+  assert guidance.guidance_scale_at(4.0, 1.0, ramp=True) == 4.0
 
 
 def test_scale_one_is_conditional_sampling_exactly(prior):

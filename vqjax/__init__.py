@@ -8,6 +8,7 @@ The public API, layer by layer (each imports only those above it):
     vqjax.losses       the reconstruction and adversarial losses
     vqjax.metrics      feature statistics, FID, KID and the Inception Score
     vqjax.sampling     compiled samplers over token sequences, classifier-free guidance
+    vqjax.guidance     classifier-free guidance as pure functions
     vqjax.maskgit      MaskGIT's mask schedules, masking and parallel decoding
     vqjax.data         TFDS input pipelines and the built-in digits (imports TensorFlow)
     vqjax.tokens       token grids of a dataset, cached and batched (imports TensorFlow)
@@ -19,7 +20,8 @@ first used, so `import vqjax` stays light.
 """
 import importlib
 
-from vqjax import losses, maskgit, metrics, models, nn, quantizers, sampling, train
+from vqjax import (guidance, losses, maskgit, metrics, models, nn, quantizers, sampling,
+                   train)
 from vqjax.losses import reconstruction_loss
 from vqjax.models import (VQGAN, VQVAE, VQVAE2, GatedPixelCNN, LPIPS, PatchGANDiscriminator,
                           MaskGITPrior, TransformerPrior)

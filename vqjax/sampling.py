@@ -41,10 +41,8 @@ from typing import Any, Callable, Optional
 import flax
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from vqjax import maskgit
-from vqjax.models import conditioning
+from vqjax import guidance, maskgit
 
 
 @flax.struct.dataclass
@@ -148,56 +146,6 @@ def has_cache(prior) -> bool:
       getattr(prior, "decode", None))
 
 
-def check_guidance(prior, guidance_scale: Optional[float]) -> None:
-  """Raises a ValueError naming the fix unless guidance_scale is None (no guidance) or a
-  scale >= 0 for a prior with a null class (trained with label_dropout_rate > 0)."""
-  if guidance_scale is None:
-    return
-  if guidance_scale < 0:
-    raise ValueError(f"guidance_scale is {guidance_scale}; use a scale >= 0 (1: plain "
-                     "conditional sampling, 0: unconditional, > 1: guided), or None")
-  if not conditioning.has_null_class(prior):
-    raise ValueError(
-        f"guidance_scale was given but the prior (num_classes={prior.num_classes}, "
-        f"label_dropout_rate={getattr(prior, 'label_dropout_rate', 0.0)}) has no null class; "
-        "guidance needs a class-conditional prior trained with label_dropout_rate > 0 "
-        "(--config.model.label_dropout_rate=0.1), or sample with guidance_scale=None")
-
-
-def check_labels(prior, labels) -> None:
-  """Raises a ValueError unless concrete labels lie in [0, num_classes): the null class
-  (num_classes) is guidance's unconditional half, never a label to sample."""
-  num_classes = getattr(prior, "num_classes", 0)
-  if labels is None or not num_classes or isinstance(labels, jax.core.Tracer):
-    return
-  labels = np.asarray(labels)
-  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-    raise ValueError(f"labels {np.unique(labels).tolist()} are outside [0, {num_classes}); "
-                     f"pass classes the prior was trained on (the null class {num_classes} "
-                     "is guidance's unconditional half: use guidance_scale=0 for it)")
-
-
-def guidance_scale_at(guidance_scale, progress, ramp: bool):
-  """The scale at progress in (0, 1] (of positions or decoding steps): guidance_scale, or
-  with ramp, LlamaGen's linear ramp 1 + (guidance_scale - 1) * progress."""
-  return 1.0 + (guidance_scale - 1.0) * progress if ramp else guidance_scale
-
-
-def guided_logits(logits, scale):
-  """uncond + scale * (cond - uncond) of logits [2B, ...] = [cond; uncond] halves; exact
-  at scale 1 (the conditional logits) and 0 (the unconditional ones)."""
-  cond, uncond = jnp.split(logits, 2, axis=0)
-  return jnp.where(scale == 0, uncond, cond + (scale - 1.0) * (cond - uncond))
-
-
-def _both_halves(prior, labels, condition):
-  """The conditioning of a guided batch [2B]: the labels, then the null class; the
-  condition (a bottom prior's top grid) twice."""
-  null = jnp.full_like(labels, prior.num_classes)
-  doubled = None if condition is None else jnp.concatenate([condition, condition])
-  return jnp.concatenate([labels, null]), doubled
-
-
 def _logits_fn(prior, variables, *, batch_size: int, labels, condition) -> Callable:
   """tokens [batch_size, L] -> the prior's logits [batch_size, L, K] over the grid."""
   def tokens_to_logits(tokens):
@@ -214,9 +162,9 @@ def prior_decode_step(prior, variables, *, batch_size: int, labels=None, conditi
   `decode`: its cached decode when it has one, else recomputation of its logits over the
   grid. With guidance_scale, each step runs the conditional and the null-class half in one
   batch of 2 * batch_size (a cache of that batch) and returns the guided logits."""
-  check_guidance(prior, guidance_scale)
+  guidance.check_guidance(prior, guidance_scale)
   if guidance_scale is not None:
-    labels, condition = _both_halves(prior, labels, condition)
+    labels, condition = guidance.both_halves(prior, labels, condition)
     step, cache = prior_decode_step(prior, variables, batch_size=2 * batch_size,
                                     labels=labels, condition=condition)
     length = prior.grid_shape[0] * prior.grid_shape[1]
@@ -224,8 +172,8 @@ def prior_decode_step(prior, variables, *, batch_size: int, labels=None, conditi
     def guided_step(tokens, position, cache):
       logits, cache = step(jnp.concatenate([tokens, tokens]), position, cache)
       progress = (position + 1).astype(jnp.float32) / length
-      return guided_logits(logits, guidance_scale_at(guidance_scale, progress,
-                                                     guidance_ramp)), cache
+      scale = guidance.guidance_scale_at(guidance_scale, progress, guidance_ramp)
+      return guidance.guided_logits(logits, scale), cache
 
     return guided_step, cache
   conditioning_args = dict(labels=labels, condition=condition)
@@ -247,19 +195,19 @@ def masked_tokens_to_logits(prior, variables, *, batch_size: int, num_steps: int
   """The tokens_to_logits(tokens [B, L], step) of vqjax.maskgit.decode for a MaskGIT prior;
   with guidance_scale, both halves in one batch of 2 * batch_size, the scale ramped over
   the num_steps steps with guidance_ramp."""
-  check_guidance(prior, guidance_scale)
+  guidance.check_guidance(prior, guidance_scale)
   if guidance_scale is None:
     logits_fn = _logits_fn(prior, variables, batch_size=batch_size, labels=labels,
                            condition=condition)
     return lambda tokens, step: logits_fn(tokens)
-  labels, condition = _both_halves(prior, labels, condition)
+  labels, condition = guidance.both_halves(prior, labels, condition)
   logits_fn = _logits_fn(prior, variables, batch_size=2 * batch_size, labels=labels,
                          condition=condition)
 
   def guided(tokens, step):
     progress = (step + 1).astype(jnp.float32) / num_steps
-    return guided_logits(logits_fn(jnp.concatenate([tokens, tokens])),
-                         guidance_scale_at(guidance_scale, progress, guidance_ramp))
+    scale = guidance.guidance_scale_at(guidance_scale, progress, guidance_ramp)
+    return guidance.guided_logits(logits_fn(jnp.concatenate([tokens, tokens])), scale)
 
   return guided
 
@@ -286,8 +234,8 @@ def sample_prior(prior, variables, rng, labels=None, condition=None, *, batch_si
   if axis_name is not None:
     rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
   height, width = prior.grid_shape
-  guidance = dict(labels=labels, condition=condition, guidance_scale=guidance_scale,
-                  guidance_ramp=guidance_ramp)
+  inputs = dict(labels=labels, condition=condition, guidance_scale=guidance_scale,
+                guidance_ramp=guidance_ramp)
   if maskgit.is_masked_prior(prior):
     if sampling.get("num_steps") is not None:
       raise ValueError("num_steps (positions) is an option of causal priors; a MaskGIT prior "
@@ -297,7 +245,7 @@ def sample_prior(prior, variables, rng, labels=None, condition=None, *, batch_si
                           maskgit_steps=8 if maskgit_steps is None else maskgit_steps,
                           choice_temperature=4.5 if choice_temperature is None
                           else choice_temperature,
-                          schedule=mask_schedule or prior.mask_schedule, guidance=guidance,
+                          schedule=mask_schedule or prior.mask_schedule, inputs=inputs,
                           **sampling).reshape(batch_size, height, width)
   given = [name for name, value in zip(MASKGIT_OPTIONS,
                                        (maskgit_steps, choice_temperature, mask_schedule))
@@ -305,21 +253,21 @@ def sample_prior(prior, variables, rng, labels=None, condition=None, *, batch_si
   if given:
     raise ValueError(f"{', '.join(given)} are options of MaskGIT priors, but this prior is "
                      f"a {type(prior).__name__} (sampled position by position); drop them")
-  decode_step, cache = prior_decode_step(prior, variables, batch_size=batch_size, **guidance)
+  decode_step, cache = prior_decode_step(prior, variables, batch_size=batch_size, **inputs)
   tokens = decode(decode_step, cache, rng, batch_size=batch_size, length=height * width,
                   **sampling)
   return tokens.reshape(batch_size, height, width)
 
 
 def _sample_masked(prior, variables, rng, *, batch_size: int, maskgit_steps: int,
-                   choice_temperature: float, schedule: str, guidance: dict,
+                   choice_temperature: float, schedule: str, inputs: dict,
                    temperature: float = 1.0, top_k: Optional[int] = None,
                    top_p: Optional[float] = None, greedy: bool = False) -> jax.Array:
   """Int32 [batch_size, L]: maskgit.decode of a fully masked grid."""
   check_batch_size(batch_size)
   check_sampling_args(temperature=temperature, top_k=top_k, top_p=top_p)
   tokens_to_logits = masked_tokens_to_logits(prior, variables, batch_size=batch_size,
-                                             num_steps=maskgit_steps, **guidance)
+                                             num_steps=maskgit_steps, **inputs)
   sample_fn = functools.partial(sample_logits, temperature=temperature, top_k=top_k,
                                 top_p=top_p, greedy=greedy)
   start = jnp.full((batch_size, prior.length), prior.mask_token_id, jnp.int32)
@@ -332,7 +280,7 @@ def check_prior_sampling_args(prior, **sampling) -> None:
   """Raises a ValueError naming the fix for bad sampling arguments of this prior."""
   check_sampling_args(temperature=sampling.get("temperature", 1.0),
                       top_k=sampling.get("top_k"), top_p=sampling.get("top_p"))
-  check_guidance(prior, sampling.get("guidance_scale"))
+  guidance.check_guidance(prior, sampling.get("guidance_scale"))
   if maskgit.is_masked_prior(prior):
     maskgit.check_decode_args(num_steps=sampling.get("maskgit_steps") or 8,
                               choice_temperature=sampling.get("choice_temperature") or 0.0,
@@ -353,7 +301,7 @@ def make_sampler(prior, *, batch_size: int, **sampling) -> Callable:
   jitted = jax.jit(functools.partial(sample_prior, prior, batch_size=batch_size, **sampling))
 
   def sampler(variables, rng, labels=None, condition=None):
-    check_labels(prior, labels)
+    guidance.check_labels(prior, labels)
     return jitted(variables, rng, labels, condition)
 
   sampler.lower = jitted.lower

@@ -22,7 +22,7 @@ import optax
 
 from vqjax import sampling
 from vqjax.train import state as train_state
-from vqjax import maskgit
+from vqjax import guidance, maskgit
 from vqjax.train import gan_state, gan_steps, maskgit_steps, prior_steps, steps
 
 AXIS_NAME = "batch"
@@ -256,7 +256,7 @@ def prior_sample_step(prior: nn.Module, *, per_device_batch: int,
   mapped = jax.pmap(sample, axis_name=AXIS_NAME, in_axes=(None, 0, 0, 0), devices=devices)
 
   def sampler(variables, rng, labels=None, condition=None):
-    sampling.check_labels(prior, labels)
+    guidance.check_labels(prior, labels)
     rngs = jnp.broadcast_to(rng, (_count(devices),) + rng.shape)
     return mapped(variables, rngs, labels, condition)
 
