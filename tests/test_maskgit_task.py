@@ -58,6 +58,14 @@ def test_a_maskgit_prior_trains_reports_masked_metrics_and_samples(tokenizer_wor
                              num_steps=3)
 
 
+def test_sampling_settings_are_checked_before_training(tokenizer_workdir, tmp_path):
+  config = _maskgit_config(tokenizer_workdir)
+  config.model.label_dropout_rate = 0.0
+  with pytest.raises(ValueError, match="config.train: guidance_scale was given.*no null class"):
+    prior_task.train_prior(config, str(tmp_path / "refused"))
+  assert not (tmp_path / "refused" / "checkpoints").exists()
+
+
 def _causal_workdir(directory, **model):
   config = prior_digits.get_config("tiny")
   config.tokenizer_workdir = "/nonexistent/tokenizer"

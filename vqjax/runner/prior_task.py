@@ -113,6 +113,10 @@ def prepare_prior(config: ml_collections.ConfigDict) -> PriorExperiment:
   model = build.build_prior(
       config.model, codebook_size=codebook_size, grid_shape=grid_shape,
       condition_codebook_size=tokenizers.codebook_size(quantizers["top/"]) if condition_name else 0)
+  try:  # samples.png's settings, checked before any step rather than after the last
+    sampling.check_prior_sampling_args(model, **prior_sampling.sampling_args_of(config.train))
+  except ValueError as error:
+    raise ValueError(f"config.train: {error}") from None
   optimizer = experiment.build_optimizer(config)
   init = parallel.init_prior_state(
       model, optimizer.transform, seed=config.seed, grid_shape=grid_shape,
