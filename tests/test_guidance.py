@@ -139,3 +139,13 @@ def test_without_label_dropout_the_parameters_are_those_of_before(name):
   tokens = jnp.zeros((1, 4, 4), jnp.int32)
   params = jax.eval_shape(lambda: unconditional.init(KEY, tokens, train=False))
   assert not rows(params)
+
+
+def test_a_guided_bottom_prior_gives_both_halves_the_top_grid():
+  model = TinyTransformerPrior(num_layers=1, condition_codebook_size=5, **GUIDED)
+  top = jax.random.randint(KEY, (BATCH, 2, 2), 0, 5, dtype=jnp.int32)
+  tokens = jnp.zeros((BATCH, 4, 4), jnp.int32)
+  variables = model.init(KEY, tokens, labels=LABELS, condition=top, train=False)
+  plain = sampling.make_sampler(model, batch_size=BATCH)(variables, KEY, LABELS, top)
+  guided = sampling.make_sampler(model, batch_size=BATCH, guidance_scale=1.0)
+  np.testing.assert_array_equal(guided(variables, KEY, LABELS, top), plain)

@@ -237,9 +237,7 @@ def sample_prior(prior, variables, rng, labels=None, condition=None, *, batch_si
   inputs = dict(labels=labels, condition=condition, guidance_scale=guidance_scale,
                 guidance_ramp=guidance_ramp)
   if maskgit.is_masked_prior(prior):
-    if sampling.get("num_steps") is not None:
-      raise ValueError("num_steps (positions) is an option of causal priors; a MaskGIT prior "
-                       "decodes every position in maskgit_steps steps")
+    _check_kind_of_options(prior, sampling)
     sampling.pop("num_steps", None)
     return _sample_masked(prior, variables, rng, batch_size=batch_size,
                           maskgit_steps=8 if maskgit_steps is None else maskgit_steps,
@@ -247,12 +245,8 @@ def sample_prior(prior, variables, rng, labels=None, condition=None, *, batch_si
                           else choice_temperature,
                           schedule=mask_schedule or prior.mask_schedule, inputs=inputs,
                           **sampling).reshape(batch_size, height, width)
-  given = [name for name, value in zip(MASKGIT_OPTIONS,
-                                       (maskgit_steps, choice_temperature, mask_schedule))
-           if value is not None]
-  if given:
-    raise ValueError(f"{', '.join(given)} are options of MaskGIT priors, but this prior is "
-                     f"a {type(prior).__name__} (sampled position by position); drop them")
+  _check_kind_of_options(prior, dict(maskgit_steps=maskgit_steps, mask_schedule=mask_schedule,
+                                     choice_temperature=choice_temperature))
   decode_step, cache = prior_decode_step(prior, variables, batch_size=batch_size, **inputs)
   tokens = decode(decode_step, cache, rng, batch_size=batch_size, length=height * width,
                   **sampling)
@@ -281,15 +275,26 @@ def check_prior_sampling_args(prior, **sampling) -> None:
   check_sampling_args(temperature=sampling.get("temperature", 1.0),
                       top_k=sampling.get("top_k"), top_p=sampling.get("top_p"))
   guidance.check_guidance(prior, sampling.get("guidance_scale"))
+  _check_kind_of_options(prior, sampling)
   if maskgit.is_masked_prior(prior):
-    maskgit.check_decode_args(num_steps=sampling.get("maskgit_steps") or 8,
-                              choice_temperature=sampling.get("choice_temperature") or 0.0,
+    steps, choice = sampling.get("maskgit_steps"), sampling.get("choice_temperature")
+    maskgit.check_decode_args(num_steps=8 if steps is None else steps,
+                              choice_temperature=4.5 if choice is None else choice,
                               schedule=sampling.get("mask_schedule"))
-  else:
-    given = [name for name in MASKGIT_OPTIONS if sampling.get(name) is not None]
-    if given:
-      raise ValueError(f"{', '.join(given)} are options of MaskGIT priors, but this prior "
-                       f"is a {type(prior).__name__}; drop them")
+
+
+def _check_kind_of_options(prior, options: dict) -> None:
+  """Raises a ValueError naming the fix for options of the other kind of prior: num_steps
+  (positions) for a MaskGIT prior, MASKGIT_OPTIONS for a causal one."""
+  if maskgit.is_masked_prior(prior):
+    if options.get("num_steps") is not None:
+      raise ValueError("num_steps (positions) is an option of causal priors; a MaskGIT prior "
+                       "decodes every position in maskgit_steps steps")
+    return
+  given = [name for name in MASKGIT_OPTIONS if options.get(name) is not None]
+  if given:
+    raise ValueError(f"{', '.join(given)} are options of MaskGIT priors, but this prior is "
+                     f"a {type(prior).__name__} (sampled position by position); drop them")
 
 
 def make_sampler(prior, *, batch_size: int, **sampling) -> Callable:
