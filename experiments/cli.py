@@ -28,6 +28,9 @@ flags.DEFINE_bool("verbose", False, "Show every library's INFO log lines (Orbax,
 _EXPECTED_WARNINGS = ("CheckpointManagerOptions.read_only=True, setting",
                       "Given directory is read only=")
 _HELP = ("-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml")
+# The sampler's settings a command line may set (vqjax.runner.prior_sampling.SAMPLING_FIELDS).
+SAMPLING_FLAGS = ("temperature", "top_k", "top_p", "guidance_scale", "guidance_ramp",
+                  "maskgit_steps", "choice_temperature")
 _OWN = tuple(os.path.join(os.path.normpath(path), "") for path in (
     os.path.dirname(os.path.abspath(__file__)),
     *importlib.util.find_spec("vqjax").submodule_search_locations))
@@ -133,3 +136,28 @@ class ConsoleFormatter(logging.Formatter):
     stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
     level = f"{record.levelname}: " if record.levelno >= logging.WARNING else ""
     return f"{stamp} {level}{super().format(record)}"
+
+
+def define_sampling_flags(*, temperature: float | None) -> None:
+  """The sampler's flags (SAMPLING_FLAGS) of experiments.sample and evaluate; temperature:
+  its default (None: the prior's config decides; guidance_ramp then too)."""
+  flags.DEFINE_float("temperature", temperature, "Softmax temperature (0: greedy)"
+                     + ("." if temperature is not None else "; default: the config's."))
+  flags.DEFINE_integer("top_k", None, "Sample only from the k most likely tokens.")
+  flags.DEFINE_float("top_p", None, "Sample only from the nucleus of this probability mass.")
+  flags.DEFINE_float("guidance_scale", None, "Classifier-free guidance scale s: uncond + s * "
+                     "(cond - uncond); 1 is plain conditional sampling (priors trained with "
+                     "config.model.label_dropout_rate > 0).")
+  flags.DEFINE_bool("guidance_ramp", None if temperature is None else False,
+                    "Ramp the guidance scale linearly from 1 over the positions (MaskGIT: "
+                    "the steps).")
+  flags.DEFINE_integer("maskgit_steps", None, "MaskGIT priors: parallel decoding steps "
+                       "(default 8).")
+  flags.DEFINE_float("choice_temperature", None, "MaskGIT priors: the Gumbel temperature of "
+                     "which tokens to keep, annealed to 0 (default 4.5).")
+
+
+def sampling_flags_given() -> dict:
+  """{name: value} of the sampling flags set on the command line."""
+  return {name: flags.FLAGS[name].value for name in SAMPLING_FLAGS
+          if flags.FLAGS[name].present}

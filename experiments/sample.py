@@ -5,6 +5,8 @@ It changes nothing else in the workdirs: a damaged checkpoint is skipped, never 
 
   python -m experiments.sample --workdir=/tmp/digits_prior --num_samples=64 --top_k=20
   python -m experiments.sample --workdir=/tmp/digits_prior --label=3 --temperature=0.8
+  python -m experiments.sample --workdir=/tmp/digits_prior --label=3 --guidance_scale=3
+  python -m experiments.sample --workdir=/tmp/mnist_maskgit --maskgit_steps=12
   python -m experiments.sample --workdir=workdir/quickstart/prior     # the quick start's
 
 A VQ-VAE-2 bottom prior samples its top grids from the top prior in --top_prior_workdir
@@ -27,7 +29,9 @@ FLAGS = flags.FLAGS
 
 def run(workdir: str, *, num_samples: int = 32, output: str | None = None,
         temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-        label: int | None = None, top_prior_workdir: str | None = None, seed: int = 0) -> str:
+        label: int | None = None, top_prior_workdir: str | None = None, seed: int = 0,
+        guidance_scale: float | None = None, guidance_ramp: bool = False,
+        maskgit_steps: int | None = None, choice_temperature: float | None = None) -> str:
   """Samples the prior in workdir and writes the PNG grid (see the module docstring);
   returns its path. What was asked is checked (config.json only) before anything loads."""
   # Imported here, so that --help answers at once.
@@ -36,6 +40,10 @@ def run(workdir: str, *, num_samples: int = 32, output: str | None = None,
   from vqjax.runner import (images, prior_task,  # pylint: disable=import-outside-toplevel
                             workdir as workdir_lib)
   sampling_args = dict(temperature=temperature, top_k=top_k, top_p=top_p)
+  options = dict(guidance_scale=guidance_scale, maskgit_steps=maskgit_steps,
+                 choice_temperature=choice_temperature,
+                 guidance_ramp=guidance_ramp if guidance_scale is not None else None)
+  sampling_args.update({name: value for name, value in options.items() if value is not None})
   prior_task.check_sample_request(workdir, num_samples=num_samples, label=label,
                                   **sampling_args)
   check_output(output)
@@ -59,7 +67,9 @@ def main(argv):
   cli.setup_console()
   run(FLAGS.workdir, num_samples=FLAGS.num_samples, output=FLAGS.output,
       temperature=FLAGS.temperature, top_k=FLAGS.top_k, top_p=FLAGS.top_p, label=FLAGS.label,
-      top_prior_workdir=FLAGS.top_prior_workdir, seed=FLAGS.seed)
+      top_prior_workdir=FLAGS.top_prior_workdir, seed=FLAGS.seed,
+      guidance_scale=FLAGS.guidance_scale, guidance_ramp=FLAGS.guidance_ramp,
+      maskgit_steps=FLAGS.maskgit_steps, choice_temperature=FLAGS.choice_temperature)
 
 
 def check_output(output: str | None) -> None:
@@ -82,14 +92,12 @@ def define_flags():
   flags.DEFINE_string("output", None, "PNG to write (default: a new "
                       "<workdir>/samples_<UTC time>.png).")
   flags.DEFINE_integer("num_samples", 32, "Number of images.")
-  flags.DEFINE_float("temperature", 1.0, "Softmax temperature (0: greedy).")
-  flags.DEFINE_integer("top_k", None, "Sample only from the k most likely tokens.")
-  flags.DEFINE_float("top_p", None, "Sample only from the nucleus of this probability mass.")
   flags.DEFINE_integer("label", None, "Class of every sample (class-conditional priors; "
                        "default: the classes in turn).")
   flags.DEFINE_string("top_prior_workdir", None, "A VQ-VAE-2 bottom prior's top prior "
                       "(default: the bottom prior's config.top_prior_workdir).")
   flags.DEFINE_integer("seed", 0, "Sampling seed.")
+  cli.define_sampling_flags(temperature=1.0)
   flags.mark_flags_as_required(["workdir"])
 
 

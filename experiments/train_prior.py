@@ -1,12 +1,14 @@
-r"""Trains an autoregressive prior over a tokenizer's token grids; a restart with the same
-workdir resumes exactly.
+r"""Trains a prior over a tokenizer's token grids; a restart with the same workdir resumes
+exactly.
 
   python -m experiments.train_prior --config=experiments/configs/prior_digits.py \
       --config.tokenizer_workdir=/tmp/digits --workdir=/tmp/digits_prior
 
-A VQ-VAE-2 tokenizer takes two priors, config.level 'top' and 'bottom' (the bottom one
-conditioned on the top grid): prior_vqvae2_top.py and prior_vqvae2_bottom.py. --verbose
-adds every library's log lines to the console.
+config.model.name picks the prior: 'transformer', 'pixelcnn' or 'maskgit' (a MaskGIT
+prior, e.g. prior_mnist_maskgit.py, reports masked-token NLL and accuracy instead of the
+exact NLL). A VQ-VAE-2 tokenizer takes two priors, config.level 'top' and 'bottom' (the
+bottom one conditioned on the top grid): prior_vqvae2_top.py and prior_vqvae2_bottom.py.
+--verbose adds every library's log lines to the console.
 """
 from absl import flags
 from ml_collections import config_flags

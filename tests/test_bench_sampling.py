@@ -1,5 +1,6 @@
 """Smoke tests of experiments/bench_sampling.py: the quick run prints a table and a
-well-formed summary line last, and the summary reads the 32x32 grid (nan without it)."""
+well-formed summary line last, and the summary reads the 32x32 grid (nan without it); the
+quick --decoding run times both priors unguided and guided."""
 import math
 import re
 
@@ -25,3 +26,17 @@ def test_summary_reads_the_32x32_grid():
   # cached: 8 * 1024 / 1.024 = 8000 tok/s; full: 8 * 2 / 0.5 = 32 tok/s.
   assert bench_sampling.summary_line(results) == "summary: cache_speedup_32x32=250.00"
   assert bench_sampling.summary_line(results[:0]) == "summary: cache_speedup_32x32=nan"
+
+
+DECODING_SUMMARY = re.compile(r"^summary: maskgit_vs_cache=\d+\.\d+ "
+                              r"guided_cost_transformer=\d+\.\d+ guided_cost_maskgit=\d+\.\d+$")
+
+
+def test_quick_decoding_run_compares_maskgit_with_the_cache_and_guidance(capsys):
+  results = bench_sampling.main(["--decoding", "--quick"])
+  lines = capsys.readouterr().out.strip().splitlines()
+  assert DECODING_SUMMARY.match(lines[-1]), lines[-1]
+  assert [(r.prior, r.guided) for r in results] == [
+      ("transformer (cache)", False), ("transformer (cache)", True),
+      ("maskgit (T=8)", False), ("maskgit (T=8)", True)]
+  assert all(r.images_per_s > 0 for r in results)

@@ -20,6 +20,7 @@ PRIOR_CONFIGS = [name for name in _ALL if name.startswith("prior_")]
 # The tokenizer config each prior reads the grids of.
 PRIOR_TOKENIZERS = {"prior_digits": "digits", "prior_mnist": "mnist",
                     "prior_mnist_pixelcnn": "mnist", "prior_cifar10": "cifar10",
+                    "prior_mnist_maskgit": "mnist", "prior_cifar10_maskgit": "cifar10",
                     "prior_vqvae2_top": "vqvae2_imagenet256",
                     "prior_vqvae2_bottom": "vqvae2_imagenet256"}
 # Stored image shapes of the datasets the configs name (image_size overrides the side).

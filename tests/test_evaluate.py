@@ -113,6 +113,7 @@ def test_a_priors_workdir_is_evaluated_for_nll_and_samples(tmp_path, capsys):
     (["--fid", "--fid_samples=8"], "tokenizer", "--fid_samples is for priors"),
     (["--fid_images=8"], "tokenizer", "takes effect with --fid"),
     (["--fid", "--fid_images=1"], "tokenizer", "at least 2 images"),
+    (["--guidance_scale=2"], "tokenizer", "--guidance_scale is for priors"),
 ])
 def test_flags_the_workdir_does_not_take_are_usage_errors(tmp_path, flags, kind, message):
   config = prior_digits.get_config("tiny")

@@ -1,6 +1,7 @@
 """vqjax/runner/prior_sampling.py's make_prior_sampler: one entry point for both priors
 (the transformer's cache and the PixelCNN's recomputation behind vqjax.sampling), params
-in, the same grids as vqjax.sampling.make_sampler; a wrong grid shape names the fix."""
+in, the same grids as vqjax.sampling.make_sampler; a wrong grid shape names the fix; a
+VQ-VAE-2 top prior gets only the sampling options that fit it."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,3 +27,14 @@ def test_make_prior_sampler_is_make_sampler_for_both_priors(model):
                                                                  jax.random.PRNGKey(1), labels))
   with pytest.raises(ValueError, match="pass the grid shape the prior was built for"):
     make_prior_sampler(model, grid_shape=(4, 2), batch_size=2)
+
+
+def test_a_top_prior_gets_only_the_sampling_options_that_fit_it():
+  from vqjax.models import TinyMaskGITPrior  # pylint: disable=import-outside-toplevel
+  from vqjax.runner.prior_sampling import args_for  # pylint: disable=import-outside-toplevel
+  options = dict(temperature=0.9, guidance_scale=2.0, guidance_ramp=True, maskgit_steps=12,
+                 choice_temperature=3.0)
+  assert args_for(TinyTransformerPrior(num_classes=3), options) == dict(
+      temperature=0.9, guidance_scale=2.0, guidance_ramp=True)
+  assert args_for(TinyTransformerPrior(), options) == dict(temperature=0.9)
+  assert args_for(TinyMaskGITPrior(num_classes=3), {**options, "num_steps": 4}) == options

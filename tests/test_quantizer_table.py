@@ -62,10 +62,7 @@ def test_rows_run_once_and_resume(data_dir, tmp_path, capsys):
   assert made == ["vq"] and again[0]["step"] == 3 and again[1:] == results[1:]
 
 
-def test_unknown_rows_are_usage_errors(tmp_path):
-  quantizer_table.FLAGS(["quantizer_table", f"--workdir={tmp_path}", "--rows=vq,nope"])
-  try:
-    with pytest.raises(app.UsageError, match="unknown rows \\['nope'\\]; choose from vq,"):
-      quantizer_table.main(["quantizer_table"])
-  finally:
-    quantizer_table.FLAGS.unparse_flags()
+def test_unknown_rows_are_usage_errors():
+  quantizer_table.check_rows(["vq", "fsq"])
+  with pytest.raises(app.UsageError, match="unknown rows \\['nope'\\]; choose from vq,"):
+    quantizer_table.check_rows(["vq", "nope"])

@@ -7,7 +7,9 @@ The public API, layer by layer (each imports only those above it):
     vqjax.models       VQ-VAE, VQ-VAE-2, VQGAN, PatchGAN, LPIPS, the priors
     vqjax.losses       the reconstruction and adversarial losses
     vqjax.metrics      feature statistics, FID, KID and the Inception Score
-    vqjax.sampling     compiled samplers over token sequences
+    vqjax.sampling     compiled samplers over token sequences, classifier-free guidance
+    vqjax.guidance     classifier-free guidance as pure functions
+    vqjax.maskgit      MaskGIT's mask schedules, masking and parallel decoding
     vqjax.data         TFDS input pipelines and the built-in digits (imports TensorFlow)
     vqjax.tokens       token grids of a dataset, cached and batched (imports TensorFlow)
     vqjax.train        train states, per-device steps, the one pmap, checkpoints
@@ -18,10 +20,11 @@ first used, so `import vqjax` stays light.
 """
 import importlib
 
-from vqjax import losses, metrics, models, nn, quantizers, sampling, train
+from vqjax import (guidance, losses, maskgit, metrics, models, nn, quantizers, sampling,
+                   train)
 from vqjax.losses import reconstruction_loss
 from vqjax.models import (VQGAN, VQVAE, VQVAE2, GatedPixelCNN, LPIPS, PatchGANDiscriminator,
-                          TransformerPrior)
+                          MaskGITPrior, TransformerPrior)
 from vqjax.nn import FSQ, LFQ, GumbelQuantizer, VectorQuantizer
 from vqjax.sampling import make_sampler
 from vqjax.train import Checkpoints, TrainState, create_train_state, make_optimizer

@@ -118,7 +118,12 @@ def get_prior_config() -> ml_collections.ConfigDict:
   bottom prior is conditioned on the top grid); top_prior_workdir: a bottom prior's top
   prior, whose sampled top grids its samples are decoded over (unset: the evaluation
   split's top grids). train.fid_samples: the samples of experiments.evaluate --fid's
-  generation FID."""
+  generation FID.
+
+  Classifier-free guidance: model.label_dropout_rate (0.1) drops a class-conditional
+  prior's labels to a null class in training (nothing for num_classes 0);
+  train.guidance_scale (None: unguided) and guidance_ramp guide samples.png.
+  MaskGIT priors (model.name 'maskgit', get_maskgit_prior_config) add their own fields."""
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.tokenizer_workdir = placeholder(str)
@@ -128,7 +133,7 @@ def get_prior_config() -> ml_collections.ConfigDict:
       train_split="train", eval_split="test", batch_size=64, eval_batch_size=256))
   config.model = ml_collections.ConfigDict(dict(
       name="transformer", num_layers=4, embed_dim=256, num_heads=8, mlp_ratio=4,
-      dropout_rate=0.1, num_classes=0, dtype="float32"))
+      dropout_rate=0.1, num_classes=0, label_dropout_rate=0.1, dtype="float32"))
   config.optimizer = ml_collections.ConfigDict(dict(
       name="adamw", learning_rate=3e-4, warmup_steps=200, schedule="cosine",
       end_learning_rate_fraction=0.05, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.01,
@@ -136,18 +141,32 @@ def get_prior_config() -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict(dict(
       num_steps=5_000, log_every_steps=250, checkpoint_every_steps=1_000, keep_checkpoints=3,
       eval_every_steps=0, num_samples=32, fid_samples=10_000, temperature=1.0,
-      top_k=placeholder(int),
-      top_p=placeholder(float), allow_config_change=False))
+      top_k=placeholder(int), top_p=placeholder(float), guidance_scale=placeholder(float),
+      guidance_ramp=False, label_smoothing=0.0, allow_config_change=False))
   config.distributed = ml_collections.ConfigDict(dict(
       initialize="auto", coordinator_address=placeholder(str), num_processes=placeholder(int),
       process_id=placeholder(int)))
   return config
 
 
+def get_maskgit_prior_config() -> ml_collections.ConfigDict:
+  """The defaults of a MaskGIT prior: maskgit's bidirectional transformer (cosine mask
+  schedule, label smoothing 0.1) sampled in 8 parallel steps with choice temperature 4.5,
+  evaluated by its masked-token NLL at mask ratios 0.5 and 0.9."""
+  config = get_prior_config()
+  config.model = ml_collections.ConfigDict(dict(
+      name="maskgit", num_layers=4, embed_dim=256, num_heads=8, mlp_ratio=4,
+      dropout_rate=0.1, num_classes=0, label_dropout_rate=0.1, mask_schedule="cosine",
+      dtype="float32"))
+  config.train.update(label_smoothing=0.1, maskgit_steps=8, choice_temperature=4.5,
+                      eval_mask_ratios=(0.5, 0.9))
+  return config
+
+
 def shrink_prior(config: ml_collections.ConfigDict, *, num_steps: int = 20,
                  batch_size: int = 32) -> ml_collections.ConfigDict:
   """The 'tiny' switch of a prior config: a test-sized model, a few small-batch steps."""
-  if config.model.name == "transformer":
+  if config.model.name in ("transformer", "maskgit"):
     config.model.update(num_layers=2, embed_dim=32, num_heads=4)
   else:
     config.model.update(hidden_channels=16, num_layers=2)

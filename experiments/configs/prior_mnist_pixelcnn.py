@@ -19,6 +19,6 @@ def get_config(arg: str | None = None):
   config = prior_mnist.get_config()
   config.model = ml_collections.ConfigDict(dict(
       name="pixelcnn", hidden_channels=64, num_layers=6, kernel_size=3, num_classes=10,
-      dtype="float32"))
+      label_dropout_rate=0.1, dtype="float32"))
   config.optimizer.update(weight_decay=0.0)
   return prior_mnist.shrink(config) if args.tiny else config

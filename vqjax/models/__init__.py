@@ -12,6 +12,8 @@ from vqjax.models.vqgan import TinyVQGAN, VQGAN, VQGANFeatures
 from vqjax.models.patchgan import PatchGANDiscriminator, TinyPatchGAN
 from vqjax.models.pixelcnn_prior import GatedPixelCNN, TinyGatedPixelCNN
 from vqjax.models.transformer_prior import KVCache, TinyTransformerPrior, TransformerPrior
+from vqjax.models.maskgit_prior import MaskGITPrior, TinyMaskGITPrior
+from vqjax.models import conditioning
 from vqjax.models import tokenizers
 from vqjax.models.inception import InceptionV3
 from vqjax.models.inception_weights import load_inception_variables, save_inception_npz

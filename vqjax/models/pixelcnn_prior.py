@@ -24,7 +24,8 @@ k//2 rows and columns per layer: every earlier position reaches position t once
 num_layers * (k // 2) >= max(W - 1, H - 2); shallower stacks see a window above and left.
 
 The fields and call are the transformer prior's (vqjax.models.TransformerPrior):
-codebook_size, grid_shape, num_classes (0: unconditional) and condition_codebook_size,
+codebook_size, grid_shape, num_classes (0: unconditional), label_dropout_rate (the null class of classifier-free guidance,
+vqjax.models.conditioning) and condition_codebook_size,
 which must be 0 (no top-grid condition: the PixelCNN cannot be a VQ-VAE-2 bottom prior).
 It has no key-value cache, so vqjax.sampling samples it by recomputing the whole grid at
 every position.
@@ -37,6 +38,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax.typing import Dtype
+
+from vqjax.models import conditioning
 
 
 def _shift_down(x):
@@ -62,7 +65,7 @@ class GatedLayer(nn.Module):
   channels: int
   kernel_size: int
   first: bool  # mask type 'A' and no residual connection
-  num_classes: int = 0
+  num_classes: int = 0  # rows of the class biases (the null class included)
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -94,8 +97,8 @@ class GatedPixelCNN(nn.Module):
   `__call__(tokens, *, labels=None, condition=None, train)` -> float32 logits
   [B, H * W, codebook_size] in raster order, logits[:, t] predicting token t from tokens
   0 .. t-1 (and the label). labels: int32 [B] when num_classes > 0; condition must be None
-  (condition_codebook_size is 0). train is accepted for the priors' common interface; the
-  model has no dropout, so it changes nothing.
+  (condition_codebook_size is 0). The model has no dropout: train only drops labels to the
+  null class when label_dropout_rate > 0 (rng stream 'dropout').
   """
   codebook_size: int
   grid_shape: tuple[int, int]
@@ -104,6 +107,7 @@ class GatedPixelCNN(nn.Module):
   kernel_size: int = 3
   num_classes: int = 0              # > 0: class-conditional, labels in [0, num_classes)
   condition_codebook_size: int = 0  # must be 0: the PixelCNN takes no top-grid condition
+  label_dropout_rate: float = 0.0   # > 0: a null class for guidance (models.conditioning)
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -129,7 +133,9 @@ class GatedPixelCNN(nn.Module):
     self.embedding = nn.Embed(self.codebook_size, self.hidden_channels,
                               param_dtype=self.param_dtype)
     self.layers = [GatedLayer(self.hidden_channels, self.kernel_size, first=i == 0,
-                              num_classes=self.num_classes, dtype=self.dtype,
+                              num_classes=conditioning.label_rows(
+                                  self.num_classes, self.label_dropout_rate),
+                              dtype=self.dtype,
                               param_dtype=self.param_dtype, name=f"layer_{i}")
                    for i in range(self.num_layers)]
     self.hidden = nn.Conv(self.hidden_channels, (1, 1), dtype=self.dtype,
@@ -138,7 +144,6 @@ class GatedPixelCNN(nn.Module):
                           param_dtype=self.param_dtype)
 
   def __call__(self, tokens, *, labels=None, condition=None, train: bool) -> jax.Array:
-    del train  # no dropout
     if tokens.ndim != 3 or not jnp.issubdtype(tokens.dtype, jnp.integer):
       raise ValueError(f"tokens must be an integer token grid [B, H, W]; got {tokens.dtype} "
                        f"{tokens.shape} (flatten residual levels or pick one level first)")
@@ -149,6 +154,9 @@ class GatedPixelCNN(nn.Module):
       raise ValueError("a condition (top grid) was given to a GatedPixelCNN, which takes "
                        "none; pass condition=None, or use a TransformerPrior with "
                        "condition_codebook_size > 0")
+    labels = self._check_labels(labels, tokens.shape[0])
+    labels = conditioning.drop_labels(self, labels, num_classes=self.num_classes,
+                                      label_dropout_rate=self.label_dropout_rate, train=train)
     return self.embedded_logits(self.embedding(tokens), labels=labels)
 
   def embedded_logits(self, embedded, *, labels=None) -> jax.Array:

@@ -9,7 +9,8 @@ predicted too.
 
 Conditioning, both added to the inputs, both causal by construction:
   labels     (num_classes > 0) the class embedding is added to the start token, so the
-             label is the first thing every position attends to.
+             label is the first thing every position attends to. label_dropout_rate > 0
+             adds the null class of classifier-free guidance (vqjax.models.conditioning).
   condition  (condition_codebook_size > 0) VQ-VAE-2's bottom prior: the top token grid
              [B, H / s, W / s] is embedded, upsampled by repetition to the bottom grid and
              added to the input of every bottom position. The whole top grid is known before
@@ -36,6 +37,8 @@ import jax
 import jax.numpy as jnp
 from flax.typing import Dtype
 
+from vqjax.models import conditioning
+
 _INIT = nn.initializers.normal(stddev=0.02)
 
 
@@ -56,13 +59,15 @@ def attend(query, key, value, mask):
 
 
 class Block(nn.Module):
-  """Pre-LayerNorm transformer block: causal self-attention and an MLP, residual dropout."""
+  """Pre-LayerNorm transformer block: causal (or, causal=False, bidirectional)
+  self-attention and an MLP, residual dropout."""
   embed_dim: int
   num_heads: int
   mlp_dim: int
   dropout_rate: float = 0.0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  causal: bool = True  # False: every position attends to every other (MaskGIT)
 
   def setup(self):
     dense = dict(dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=_INIT)
@@ -88,7 +93,8 @@ class Block(nn.Module):
   def __call__(self, x, *, deterministic: bool):
     query, key, value = self._qkv(x)
     length = x.shape[1]
-    mask = jnp.tril(jnp.ones((length, length), bool))
+    mask = jnp.ones((length, length), bool)
+    mask = jnp.tril(mask) if self.causal else mask
     return self._finish(x, attend(query, key, value, mask), deterministic)
 
   def decode(self, x, position, cache: KVCache):
@@ -120,6 +126,7 @@ class TransformerPrior(nn.Module):
   dropout_rate: float = 0.0
   num_classes: int = 0              # > 0: class-conditional, labels in [0, num_classes)
   condition_codebook_size: int = 0  # > 0: conditioned on a top grid with this many codes
+  label_dropout_rate: float = 0.0   # > 0: a null class for guidance (models.conditioning)
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -143,7 +150,8 @@ class TransformerPrior(nn.Module):
     self.column_embed = nn.Embed(width, **embed)
     self.start_token = self.param("start_token", _INIT, (self.embed_dim,), self.param_dtype)
     if self.num_classes:
-      self.class_embed = nn.Embed(self.num_classes, **embed)
+      self.class_embed = nn.Embed(
+          conditioning.label_rows(self.num_classes, self.label_dropout_rate), **embed)
     if self.condition_codebook_size:
       self.condition_embed = nn.Embed(self.condition_codebook_size, **embed)
     self.embed_dropout = nn.Dropout(self.dropout_rate)
@@ -156,21 +164,9 @@ class TransformerPrior(nn.Module):
                          kernel_init=_INIT)
 
   def _check_inputs(self, labels, condition):
-    if bool(self.num_classes) != (labels is not None):
-      raise ValueError(f"num_classes is {self.num_classes} but labels were "
-                       f"{'not ' if labels is None else ''}given; pass labels [B] exactly "
-                       "when num_classes > 0")
-    if bool(self.condition_codebook_size) != (condition is not None):
-      raise ValueError(f"condition_codebook_size is {self.condition_codebook_size} but a "
-                       f"condition was {'not ' if condition is None else ''}given; pass the "
-                       "top grid exactly when condition_codebook_size > 0")
-    if condition is not None:
-      height, width = self.grid_shape
-      if (condition.ndim != 3 or not 0 < condition.shape[1] <= height
-          or not 0 < condition.shape[2] <= width
-          or height % condition.shape[1] or width % condition.shape[2]):
-        raise ValueError(f"condition grid {condition.shape[1:]} does not divide the grid "
-                         f"{self.grid_shape}; pass a top grid [B, H / s, W / s]")
+    conditioning.check_conditioning(
+        num_classes=self.num_classes, condition_codebook_size=self.condition_codebook_size,
+        grid_shape=self.grid_shape, labels=labels, condition=condition)
 
   def _inputs(self, previous_tokens, positions, labels, condition):
     """Input embeddings [B, T, D] of `positions` [T] given the tokens before them [B, T]."""
@@ -181,9 +177,8 @@ class TransformerPrior(nn.Module):
     rows, columns = positions // self.grid_shape[1], positions % self.grid_shape[1]
     x = x + self.row_embed(rows) + self.column_embed(columns)
     if condition is not None:
-      row_scale = self.grid_shape[0] // condition.shape[1]
-      column_scale = self.grid_shape[1] // condition.shape[2]
-      x = x + self.condition_embed(condition[:, rows // row_scale, columns // column_scale])
+      x = x + conditioning.upsampled_condition(self.condition_embed, condition,
+                                               self.grid_shape, rows, columns)
     return x
 
   def _logits(self, x):
@@ -194,6 +189,8 @@ class TransformerPrior(nn.Module):
       raise ValueError(f"tokens have grid {tokens.shape[1:]} but the prior was built for "
                        f"{tuple(self.grid_shape)}; build it with grid_shape={tokens.shape[1:]}")
     self._check_inputs(labels, condition)
+    labels = conditioning.drop_labels(self, labels, num_classes=self.num_classes,
+                                      label_dropout_rate=self.label_dropout_rate, train=train)
     tokens = tokens.reshape(tokens.shape[0], -1)
     previous = jnp.pad(tokens[:, :-1], ((0, 0), (1, 0)))  # position 0 reads the start token
     x = self._inputs(previous, jnp.arange(self.length), labels, condition)

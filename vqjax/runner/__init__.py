@@ -11,6 +11,7 @@
     token_cache.py     a tokenizer's token grids, cached in its workdir
     prior_task.py      the prior task, train_prior, sampling a trained prior
     prior_sampling.py  images sampled from a prior and decoded by its tokenizer
+    masked_nll.py      a MaskGIT prior's masked-token NLL and accuracy at fixed mask ratios
     evaluation.py      MSE, PSNR, normalized MSE and codebook usage over a split
     summaries.py       TensorBoard writer, progress line, the NaN guard
     images.py          reconstruction grids and codebook usage plots

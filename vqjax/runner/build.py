@@ -16,7 +16,7 @@ builds a VQGAN's discriminator (DISCRIMINATORS) from its fields.
 
     prior = build_prior(config.model, codebook_size=K, grid_shape=(h, w))
 
-builds an autoregressive prior from its `name` (PRIORS) and fields; the tokenizer gives
+builds a prior (transformer, pixelcnn or maskgit) from its `name` (PRIORS) and fields; the tokenizer gives
 the codebook size and grid shape (and, for a VQ-VAE-2 bottom prior, the top codebook size
 as condition_codebook_size), and num_classes=0 means unconditional for both kinds.
 """
@@ -35,7 +35,8 @@ from vqjax.train.fields import check_known_fields
 MODELS = {"vqvae": models.VQVAE, "vqvae2": models.VQVAE2, "vqgan": models.VQGAN}
 DISCRIMINATORS = {"patchgan": models.PatchGANDiscriminator}
 QUANTIZERS = vqnn.QUANTIZER_LAYERS  # the registry itself: layers registered later appear
-PRIORS = {"transformer": models.TransformerPrior, "pixelcnn": models.GatedPixelCNN}
+PRIORS = {"transformer": models.TransformerPrior, "pixelcnn": models.GatedPixelCNN,
+          "maskgit": models.MaskGITPrior}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 _NOT_CONFIGURABLE = ("parent", "name", "axis_name", "param_dtype")
 
@@ -67,8 +68,8 @@ def build_prior(model_config: Mapping[str, Any], *, codebook_size: int,
                 grid_shape: tuple[int, int], condition_codebook_size: int = 0) -> nn.Module:
   """The prior config.model describes, over grid_shape grids of codebook_size codes;
   condition_codebook_size > 0: a VQ-VAE-2 bottom prior, conditioned on a top grid of that
-  many codes (the transformer only). Both priors take the same fields for these and for
-  num_classes (0: unconditional)."""
+  many codes (the transformer and MaskGIT). Every prior takes the same fields for these,
+  num_classes (0: unconditional) and label_dropout_rate (guidance's null class)."""
   fields = _as_dict(model_config)
   name = fields.pop("name", "transformer")
   if name not in PRIORS:

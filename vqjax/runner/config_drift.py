@@ -23,7 +23,9 @@ ALLOW_FLAG = "train.allow_config_change"
 SAFE_FIELDS = (
     "train.num_steps", "train.log_every_steps", "train.checkpoint_every_steps",
     "train.keep_checkpoints", "train.eval_every_steps", "train.grid_examples",
-    "train.num_samples", "train.fid_samples", "train.temperature", "train.top_k", "train.top_p", ALLOW_FLAG,
+    "train.num_samples", "train.fid_samples", "train.temperature", "train.top_k",
+    "train.top_p", ALLOW_FLAG, "train.guidance_scale", "train.guidance_ramp",
+    "train.maskgit_steps", "train.choice_temperature", "train.eval_mask_ratios",
     "optimizer.learning_rate", "optimizer.warmup_steps", "optimizer.schedule",
     "optimizer.end_learning_rate_fraction", "optimizer.grad_clip_norm",
     "discriminator_optimizer.learning_rate", "discriminator_optimizer.warmup_steps",
@@ -34,6 +36,10 @@ SAFE_FIELDS = (
 )
 # Where a process runs, not what the run is: every process of a pod has its own id.
 IGNORED = (ALLOW_FLAG, "distributed")
+# Fields added after runs were saved without them: a saved config that lacks one had this
+# value (so an old workdir resumes with the field set to it).
+DEFAULTS_OF_NEW_FIELDS = {"model.label_dropout_rate": 0.0, "train.label_smoothing": 0.0,
+                          "train.guidance_ramp": False, "train.fid_samples": 10_000}
 
 
 class ConfigChangeError(ValueError):
@@ -46,7 +52,7 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any],
   found = []
   for key in sorted(set(old) | set(new)):
     path = f"{prefix}{key}"
-    a, b = old.get(key), new.get(key)
+    a, b = old.get(key, DEFAULTS_OF_NEW_FIELDS.get(path)), new.get(key)
     if isinstance(a, Mapping) and isinstance(b, Mapping):
       found += differences(a, b, path + ".")
     elif _normal(a) != _normal(b):

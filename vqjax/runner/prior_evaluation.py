@@ -11,9 +11,12 @@ from typing import Iterator
 
 from absl import logging
 import jax
+import ml_collections
 import numpy as np
 
-from vqjax.runner import inception_evaluators, prior_task, reports
+from vqjax import sampling
+from vqjax.runner import (build, inception_evaluators, prior_sampling, prior_task, reports,
+                          workdir as workdir_lib)
 from vqjax.runner.fid_evaluator import InceptionEvaluator
 
 DEFAULT_FID_SAMPLES = 10_000  # where a config predates config.train.fid_samples
@@ -82,26 +85,47 @@ class GenerationFIDEvaluator:
       logging.info(inception_evaluators.NO_CLASSIFIER_NOTE)
 
 
-def sampling_args_of(config) -> dict:
-  """The sampling settings a prior's config trains with (its samples.png's)."""
-  train = config.train
-  return dict(temperature=train.temperature, top_k=train.top_k, top_p=train.top_p)
-
-
 def evaluate_prior_latest(workdir: str, *, fid: bool = False, num_samples: int | None = None,
-                          cache_dir: str | None = None,
-                          inception: InceptionEvaluator | None = None) -> reports.Evaluation:
-  """Evaluates the latest readable checkpoint of a prior's workdir: test NLL, samples.png
-  and with fid the generation FID of num_samples samples (default config.train.fid_samples,
+                          cache_dir: str | None = None, inception: InceptionEvaluator | None = None,
+                          **sampling_overrides) -> reports.Evaluation:
+  """Evaluates the latest readable checkpoint of a prior's workdir: test NLL (a MaskGIT
+  prior: masked-token NLL and accuracy), samples.png (not for a VQ-VAE-2 top prior) and
+  with fid the generation FID of num_samples samples (default config.train.fid_samples,
   10,000); writes metrics.json and the PNGs into a new workdir/evaluations/step_<N>, never
-  over the training run's. inception: the network and weights (default InceptionEvaluator())."""
+  over the training run's. sampling_overrides (temperature, top_k, top_p, guidance_scale,
+  guidance_ramp, maskgit_steps, choice_temperature) replace the config's sampling settings
+  for the samples and the FID alike; what was asked is checked (config.json only) before
+  anything is restored. inception: the network and weights (default InceptionEvaluator())."""
+  check_evaluation_request(workdir, fid=fid, **sampling_overrides)
   run, state = prior_task.restore_prior_workdir(workdir)
-  evaluators = [prior_task.NLLEvaluator(run)]
-  if run.level != "top":
-    evaluators.append(prior_task.SampleEvaluator(run))
+  run = run._replace(config=config_with_sampling(run.config, sampling_overrides))
+  evaluators = list(prior_task.prior_task(run).make_evaluators())
   if fid:
     num_samples = num_samples or run.config.train.get("fid_samples", DEFAULT_FID_SAMPLES)
-    evaluators.append(GenerationFIDEvaluator(run, num_samples=num_samples, cache_dir=cache_dir,
-                                             inception=inception,
-                                             **sampling_args_of(run.config)))
+    evaluators.append(GenerationFIDEvaluator(
+        run, num_samples=num_samples, cache_dir=cache_dir, inception=inception,
+        **prior_sampling.sampling_args_of(run.config.train)))
   return reports.evaluate_into_new_directory(workdir, evaluators, state)
+
+
+def check_evaluation_request(workdir: str, *, fid: bool, **sampling_overrides) -> None:
+  """A ValueError naming the fix, from config.json alone, for a workdir that is not a
+  prior's, sampling settings the prior cannot take, or the FID of a top prior."""
+  config = workdir_lib.load_config(workdir_lib.absolute_path(workdir))
+  prior_task.check_prior_config(workdir, config)
+  config = config_with_sampling(config, sampling_overrides)
+  level = config.get("level")
+  if fid and level == "top":
+    raise ValueError(f"{workdir} holds a VQ-VAE-2 top prior, which has no images of its own "
+                     "to score; evaluate --fid the bottom prior (its config.top_prior_workdir "
+                     "names this one)")
+  prior = build.build_prior(config.model, codebook_size=1, grid_shape=(1, 1),
+                            condition_codebook_size=int(level == "bottom"))
+  sampling.check_prior_sampling_args(prior, **prior_sampling.sampling_args_of(config.train))
+
+
+def config_with_sampling(config, sampling_overrides: dict):
+  """A copy of a prior's config with its train section's sampling settings replaced."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.train.update(sampling_overrides)
+  return config

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vqjax import sampling
+from vqjax import maskgit, sampling
 
 TOP_PRIOR_ERROR = (
     "a VQ-VAE-2 top prior's samples cannot be decoded alone (the tokenizer decodes a top "
@@ -47,7 +47,8 @@ def make_prior_sampler(model, *, grid_shape: tuple[int, int], batch_size: int,
   """The jitted `sampler(params, rng, labels=None, condition=None)` -> int32 grids
   [batch_size, h, w]; cached, so each compiles once.
 
-  sampling_args: temperature, top_k, top_p, greedy (vqjax.sampling.decode's).
+  sampling_args: vqjax.sampling.sample_prior's (temperature, top_k, top_p, greedy,
+  guidance_scale, guidance_ramp; MaskGIT: maskgit_steps, choice_temperature).
   vqjax.sampling.make_sampler samples any prior: with its key-value cache where it has one
   (the transformer), else recomputing the grid every step (the PixelCNN).
   """
@@ -57,6 +58,31 @@ def make_prior_sampler(model, *, grid_shape: tuple[int, int], batch_size: int,
   sampler = sampling.make_sampler(model, batch_size=batch_size, **sampling_args)
   return lambda params, rng, labels=None, condition=None: sampler(
       {"params": params}, rng, labels, condition)
+
+
+SAMPLING_FIELDS = ("temperature", "top_k", "top_p", "guidance_scale", "guidance_ramp",
+                   "maskgit_steps", "choice_temperature")
+
+
+def sampling_args_of(train_config) -> dict:
+  """The sampling arguments set in config.train (SAMPLING_FIELDS; unset ones left out, so
+  that a causal prior gets no MaskGIT option, and a config written before guidance none)."""
+  args = {name: train_config.get(name, None) for name in SAMPLING_FIELDS}
+  if args["guidance_scale"] is None:
+    args["guidance_ramp"] = None
+  return {name: value for name, value in args.items() if value is not None}
+
+
+def args_for(model, sampling_args: dict) -> dict:
+  """sampling_args without those that do not apply to a VQ-VAE-2 top prior sampled for a
+  bottom prior: MaskGIT's options for a causal top prior (and num_steps for a MaskGIT one),
+  guidance for an unconditional one."""
+  args = dict(sampling_args)
+  drop = (("num_steps",) if maskgit.is_masked_prior(model)
+          else sampling.MASKGIT_OPTIONS)
+  if not getattr(model, "num_classes", 0):
+    drop += ("guidance_scale", "guidance_ramp")
+  return {name: value for name, value in args.items() if name not in drop}
 
 
 def sample_grids(run, state, rng, *, num_samples: int, labels=None, condition=None,
@@ -77,7 +103,7 @@ def sample_grids(run, state, rng, *, num_samples: int, labels=None, condition=No
     raise ValueError("labels were given but the prior is unconditional; drop them, or train "
                      "a prior with config.model.num_classes > 0")
   sampler = make_prior_sampler(run.model, grid_shape=run.grid_shape, batch_size=num_samples,
-                               **sampling_args)
+                               **sampling_args)  # checks labels are classes, not null
   grids = sampler(jax.device_get(state.params), rng, _int32(labels), _int32(condition))
   return np.asarray(grids)
 
@@ -116,7 +142,8 @@ def sample_and_decode(run, state, rng, *, num_samples: int, labels=None, top_pri
       raise ValueError("labels were given but neither the bottom nor the top prior is "
                        "class-conditional; drop them")
     top = sample_grids(top_run, top_state, top_rng, num_samples=num_samples,
-                       labels=labels if top_run.class_conditional else None, **sampling_args)
+                       labels=labels if top_run.class_conditional else None,
+                       **args_for(top_run.model, sampling_args))
   bottom = sample_grids(run, state, bottom_rng, num_samples=num_samples,
                         labels=labels if run.class_conditional else None, condition=top,
                         **sampling_args)

@@ -8,7 +8,9 @@ restartable at any point, with the tokenizer loop's machinery (vqjax.runner.loop
                                  (not for a VQ-VAE-2 top prior: see below)
     workdir/metrics.json         test NLL: nll_nats_per_token, nll_nats_per_image,
                                  bits_per_dim (the grid's NLL in bits over the image's
-                                 H * W * C, as the VQ-VAE paper reports) and bits_per_token
+                                 H * W * C, as the VQ-VAE paper reports) and bits_per_token;
+                                 a MaskGIT prior's masked-token NLL and accuracy at fixed
+                                 mask ratios instead (vqjax.runner.masked_nll)
 
 The token grids are those of config.tokenizer_workdir's latest checkpoint
 (vqjax.tokens; encoded and cached there when missing or stale). Restarts, SIGTERM and
@@ -34,10 +36,10 @@ import flax.linen as nn
 import ml_collections
 import numpy as np
 
-from vqjax import models, sampling, tokens
+from vqjax import maskgit, models, sampling, tokens
 from vqjax.models import tokenizers
-from vqjax.runner import (build, distributed, experiment, images, loop, preemption,
-                          prior_sampling, token_cache, workdir as workdir_lib)
+from vqjax.runner import (build, distributed, experiment, images, loop, masked_nll,
+                          preemption, prior_sampling, token_cache, workdir as workdir_lib)
 from vqjax.runner.task import Task
 from vqjax.train import optimizer as optimizer_lib, parallel, prior_steps
 from vqjax.train.state import TrainState
@@ -111,6 +113,10 @@ def prepare_prior(config: ml_collections.ConfigDict) -> PriorExperiment:
   model = build.build_prior(
       config.model, codebook_size=codebook_size, grid_shape=grid_shape,
       condition_codebook_size=tokenizers.codebook_size(quantizers["top/"]) if condition_name else 0)
+  try:  # samples.png's settings, checked before any step rather than after the last
+    sampling.check_prior_sampling_args(model, **prior_sampling.sampling_args_of(config.train))
+  except ValueError as error:
+    raise ValueError(f"config.train: {error}") from None
   optimizer = experiment.build_optimizer(config)
   init = parallel.init_prior_state(
       model, optimizer.transform, seed=config.seed, grid_shape=grid_shape,
@@ -150,11 +156,15 @@ def prior_task(run: PriorExperiment) -> Task:
   """The Task of a prepared prior experiment (prepare_prior(config))."""
   return Task(
       config=run.config, abstract_state=run.abstract_state, init_state=run.init,
-      make_train_step=lambda: parallel.prior_train_step(run.model, run.optimizer.transform),
+      make_train_step=lambda: parallel.prior_train_step(
+          run.model, run.optimizer.transform,
+          label_smoothing=run.config.train.get("label_smoothing", None) or 0.0),
       train_batches=lambda start: tokens.make_token_iterator(
           run.train_grids, batch_size=run.config.data.batch_size, seed=run.config.seed,
           start_step=start),
-      make_evaluators=lambda: [NLLEvaluator(run), SampleEvaluator(run)],
+      make_evaluators=lambda: [
+          masked_nll.MaskedNLLEvaluator(run) if maskgit.is_masked_prior(run.model)
+          else NLLEvaluator(run), SampleEvaluator(run)],
       learning_rate=run.optimizer.learning_rate)
 
 
@@ -195,11 +205,12 @@ def check_sample_request(workdir: str, *, num_samples: int, label: int | None = 
   a prior's (or a VQ-VAE-2 top prior's, which samples only through its bottom prior), bad
   sampling arguments or a label the prior was not trained on. Reads only config.json."""
   check_num_samples(num_samples)
-  sampling.check_sampling_args(temperature=sampling_args.get("temperature", 1.0),
-                               top_k=sampling_args.get("top_k"), top_p=sampling_args.get("top_p"))
   workdir = workdir_lib.absolute_path(workdir)
   config = workdir_lib.load_config(workdir)
   check_prior_config(workdir, config)
+  prior = build.build_prior(config.model, codebook_size=1, grid_shape=(1, 1),
+                            condition_codebook_size=int(config.get("level") == "bottom"))
+  sampling.check_prior_sampling_args(prior, **sampling_args)
   if config.get("level") == "top":
     raise ValueError(prior_sampling.TOP_PRIOR_ERROR)
   num_classes = config.model.get("num_classes", 0) or 0
@@ -304,9 +315,7 @@ class SampleEvaluator:
 
   def __init__(self, run: PriorExperiment):
     self._run = run
-    train_config = run.config.train
-    self._sampling_args = dict(temperature=train_config.temperature, top_k=train_config.top_k,
-                               top_p=train_config.top_p)
+    self._sampling_args = prior_sampling.sampling_args_of(run.config.train)
     self._top_prior = None  # restored at the first report
 
   def run(self, state: TrainState):

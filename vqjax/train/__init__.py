@@ -6,6 +6,7 @@
     steps.py        tokenizer train_step, eval_step, kmeans_step, per device on axis_name
     gan_steps.py    the adversarial step: generator, adaptive weight, discriminator
     prior_steps.py  prior_train_step, prior_eval_step, per device on axis_name
+    maskgit_steps.py  a MaskGIT prior's masked_train_step and masked_eval_step
     parallel.py     every jax.pmap: the steps, inits, encoders and samplers mapped on AXIS_NAME
     checkpoints.py  orbax checkpoints: interval, retention, fallback past damaged steps
 

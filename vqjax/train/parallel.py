@@ -1,7 +1,8 @@
 """The one place that maps the per-device steps of vqjax.train.steps over devices.
 
 Tokenizer steps come from vqjax.train.steps (VQGAN: vqjax.train.gan_steps), prior steps
-from vqjax.train.prior_steps, the prior's sampler from vqjax.sampling.
+from vqjax.train.prior_steps (MaskGIT: vqjax.train.maskgit_steps), the prior's sampler
+from vqjax.sampling.
 Batches are laid out [devices, per-device batch, ...] (as vqjax.data yields them) and
 mapped on AXIS_NAME. The state is not replicated by hand: it goes in with in_axes=None
 and comes back with out_axes=None, one array per leaf held identically by every device,
@@ -21,7 +22,8 @@ import optax
 
 from vqjax import sampling
 from vqjax.train import state as train_state
-from vqjax.train import gan_state, gan_steps, prior_steps, steps
+from vqjax import guidance, maskgit
+from vqjax.train import gan_state, gan_steps, maskgit_steps, prior_steps, steps
 
 AXIS_NAME = "batch"
 
@@ -188,10 +190,22 @@ def init_prior_state(model: nn.Module, optimizer: optax.GradientTransformation, 
 
 
 def prior_train_step(model: nn.Module, optimizer: optax.GradientTransformation, *,
+                     label_smoothing: float = 0.0,
                      devices: Sequence[jax.Device] | None = None) -> Callable:
-  """(state, batch) -> (state, metrics) of a prior, the state donated; global means."""
-  step = functools.partial(prior_steps.prior_train_step, model=model, optimizer=optimizer,
-                           axis_name=AXIS_NAME)
+  """(state, batch) -> (state, metrics) of a prior, the state donated; global means. A
+  MaskGIT prior trains on masked tokens (maskgit_steps.masked_train_step, with
+  label_smoothing), a causal one on next tokens (prior_steps.prior_train_step)."""
+  if maskgit.is_masked_prior(model):
+    step = functools.partial(maskgit_steps.masked_train_step, model=model,
+                             optimizer=optimizer, label_smoothing=label_smoothing,
+                             axis_name=AXIS_NAME)
+  elif label_smoothing:
+    raise ValueError(f"label_smoothing is {label_smoothing} but the prior is causal, trained "
+                     "on the exact next-token likelihood; set config.train.label_smoothing=0 "
+                     "(it is an option of MaskGIT priors)")
+  else:
+    step = functools.partial(prior_steps.prior_train_step, model=model, optimizer=optimizer,
+                             axis_name=AXIS_NAME)
   return jax.pmap(step, axis_name=AXIS_NAME, in_axes=(None, 0), out_axes=(None, None),
                   donate_argnums=(0,), devices=devices)
 
@@ -201,6 +215,16 @@ def prior_eval_step(model: nn.Module, *,
   """(state, batch) -> the global sums of prior_steps.prior_eval_step."""
   step = functools.partial(prior_steps.prior_eval_step, model=model, axis_name=AXIS_NAME)
   return jax.pmap(step, axis_name=AXIS_NAME, in_axes=(None, 0), out_axes=None,
+                  devices=devices)
+
+
+def masked_eval_step(model: nn.Module, *,
+                     mask_ratios: Sequence[float] = maskgit_steps.EVAL_MASK_RATIOS,
+                     devices: Sequence[jax.Device] | None = None) -> Callable:
+  """(state, batch, rng) -> the global sums of maskgit_steps.masked_eval_step."""
+  step = functools.partial(maskgit_steps.masked_eval_step, model=model,
+                           mask_ratios=tuple(mask_ratios), axis_name=AXIS_NAME)
+  return jax.pmap(step, axis_name=AXIS_NAME, in_axes=(None, 0, None), out_axes=None,
                   devices=devices)
 
 
@@ -221,17 +245,18 @@ def prior_sample_step(prior: nn.Module, *, per_device_batch: int,
   variables are broadcast (in_axes=None); the one rng goes to every device, which folds in
   its axis_index, so devices draw different samples. labels [devices, per_device_batch]
   and the condition [devices, per_device_batch, ...] are split over devices.
-  sampling_args: temperature, top_k, top_p, greedy, num_steps (vqjax.sampling.decode's).
+  sampling_args: vqjax.sampling.sample_prior's (temperature, top_k, top_p, greedy,
+  num_steps; guidance_scale, guidance_ramp; a MaskGIT prior's maskgit_steps,
+  choice_temperature, mask_schedule). Labels must lie in [0, num_classes).
   """
-  sampling.check_sampling_args(temperature=sampling_args.get("temperature", 1.0),
-                               top_k=sampling_args.get("top_k"),
-                               top_p=sampling_args.get("top_p"))
+  sampling.check_prior_sampling_args(prior, **sampling_args)
   sample = functools.partial(sampling.sample_prior, prior, batch_size=per_device_batch,
                              axis_name=AXIS_NAME, **sampling_args)
   # pmap needs one mapped argument even without labels, so the key goes in per device.
   mapped = jax.pmap(sample, axis_name=AXIS_NAME, in_axes=(None, 0, 0, 0), devices=devices)
 
   def sampler(variables, rng, labels=None, condition=None):
+    guidance.check_labels(prior, labels)
     rngs = jnp.broadcast_to(rng, (_count(devices),) + rng.shape)
     return mapped(variables, rngs, labels, condition)
 

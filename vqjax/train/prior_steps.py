@@ -12,7 +12,7 @@ class-conditional) and, for a VQ-VAE-2 bottom prior, 'condition' (the top grid).
 prior is any model with `__call__(tokens, *, labels=None, condition=None, train)` ->
 logits [B, h*w, K]
 (vqjax.models.TransformerPrior, GatedPixelCNN); the state is a TrainState with no
-quantizer state.
+quantizer state. A MaskGIT prior trains on masked tokens instead (vqjax.train.maskgit_steps).
 """
 from __future__ import annotations
 
