@@ -37,14 +37,14 @@ def test_a_boolean_flags_separate_value_is_named():
 
 
 @pytest.mark.parametrize("module", ["train", "train_prior", "evaluate", "sample", "quickstart",
-                                    "convert_taming", "quantizer_table"])
+                                    "convert_taming", "quantizer_table", "prior_table"])
 def test_every_entry_point_checks_its_arguments(module):
   source = open(f"experiments/{module}.py").read()
   assert "cli.check_no_arguments(argv" in source
 
 
 @pytest.mark.parametrize("module", ["train", "train_prior", "evaluate", "sample", "quickstart",
-                                    "convert_taming", "quantizer_table"])
+                                    "convert_taming", "quantizer_table", "prior_table"])
 def test_help_exits_0_without_importing_tensorflow_or_jax(module):
   probe = (f"import runpy, sys\nsys.argv = ['{module}', '--help']\ncode = None\n"
            f"try:\n  runpy.run_module('experiments.{module}', run_name='__main__')\n"

@@ -1,0 +1,183 @@
+r"""The prior table: class-conditional priors over one tokenizer's grids, each sampled with
+several settings, measured by generation FID (and IS where the Inception weights have a
+classifier) of --fid_samples decoded samples against the test split, beside the prior's
+test NLL (causal priors) or masked-token NLL (MaskGIT).
+
+Three priors train over --tokenizer_workdir's grids, in <workdir>/<prior>: the causal
+transformer, the MaskGIT prior and the gated PixelCNN (configs by --dataset: mnist's
+prior_mnist.py, prior_mnist_maskgit.py, prior_mnist_pixelcnn.py; cifar10's
+prior_cifar10.py, prior_cifar10_maskgit.py and prior_cifar10.py with a PixelCNN). Each
+row then samples one of them with its settings (the ROWS below: guidance scales, MaskGIT
+steps) through experiments.evaluate's code, so its samples.png and metrics.json land in
+<workdir>/<prior>/evaluations/step_<N>*. Resumable row by row: a prior's run resumes
+where it stopped, and a row with <workdir>/rows/<row>.json is read back, not redone. The
+table so far is printed after every row and written to <workdir>/table.md.
+
+  python -m experiments.prior_table --dataset=mnist --tokenizer_workdir=workdir/mnist128 \
+      --workdir=workdir/mnist128_priors --fid_samples=10000
+  python -m experiments.prior_table ... --rows=transformer,transformer_s2,maskgit_t8
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from typing import Callable, Iterable
+
+from absl import app, flags, logging
+import ml_collections
+
+from experiments import cli, quantizer_table
+
+FLAGS = flags.FLAGS
+
+# row -> (prior, sampling settings): no guidance_scale is plain conditional sampling.
+ROWS = {
+    "transformer": ("transformer", {}),
+    "transformer_s1.5": ("transformer", {"guidance_scale": 1.5}),
+    "transformer_s2": ("transformer", {"guidance_scale": 2.0}),
+    "transformer_s3": ("transformer", {"guidance_scale": 3.0}),
+    "maskgit_t4": ("maskgit", {"maskgit_steps": 4}),
+    "maskgit_t8": ("maskgit", {"maskgit_steps": 8}),
+    "maskgit_t12": ("maskgit", {"maskgit_steps": 12}),
+    "maskgit_t4_s2": ("maskgit", {"maskgit_steps": 4, "guidance_scale": 2.0}),
+    "maskgit_t8_s2": ("maskgit", {"maskgit_steps": 8, "guidance_scale": 2.0}),
+    "maskgit_t12_s2": ("maskgit", {"maskgit_steps": 12, "guidance_scale": 2.0}),
+    "pixelcnn": ("pixelcnn", {}),
+    "pixelcnn_s2": ("pixelcnn", {"guidance_scale": 2.0}),
+}
+PRIOR_CONFIGS = {
+    "mnist": {"transformer": ("prior_mnist", None), "maskgit": ("prior_mnist_maskgit", None),
+              "pixelcnn": ("prior_mnist_pixelcnn", None)},
+    "cifar10": {"transformer": ("prior_cifar10", None),
+                "maskgit": ("prior_cifar10_maskgit", None),
+                "pixelcnn": ("prior_cifar10", dict(  # as the VQ-VAE paper models these grids
+                    name="pixelcnn", hidden_channels=128, num_layers=12, kernel_size=3,
+                    num_classes=10, label_dropout_rate=0.1, dtype="float32"))},
+}
+ROWS_DIR = "rows"
+TABLE_FILE = "table.md"
+COLUMNS = (("fid", "FID", "{:.2f}"), ("inception_score", "IS", "{:.2f}"),
+           ("nll", "test NLL nats/token", "{:.3f}"), ("fid_samples", "samples", "{:.0f}"))
+
+
+def prior_config(dataset: str, prior: str, tokenizer_workdir: str):
+  """The config that trains `prior` over tokenizer_workdir's grids."""
+  name, model = PRIOR_CONFIGS[dataset][prior]
+  config = importlib.import_module(f"experiments.configs.{name}").get_config()
+  if model is not None:
+    config.model = ml_collections.ConfigDict(model)
+  config.tokenizer_workdir = tokenizer_workdir
+  return config
+
+
+def run_rows(workdir: str, rows: Iterable[str], make_config: Callable, *, fid_samples: int,
+             cache_dir: str | None = None, inception=None) -> list[dict]:
+  """Trains each row's prior if it has not finished (make_config(prior) -> its config),
+  then evaluates the row unless its result is already in workdir/rows; returns the
+  finished rows' results in order. A SIGTERM during training stops the table there."""
+  from vqjax.runner import prior_evaluation, prior_task  # pylint: disable=import-outside-toplevel
+  results, trained = [], set()
+  os.makedirs(os.path.join(workdir, ROWS_DIR), exist_ok=True)
+  for row in rows:
+    prior, settings = ROWS[row]
+    path = os.path.join(workdir, ROWS_DIR, f"{row}.json")
+    finished = _read(path)
+    if finished is None:
+      prior_dir = os.path.join(workdir, prior)
+      if prior not in trained:
+        if prior_task.train_prior(make_config(prior), prior_dir) is None:
+          logging.warning("the %s prior was preempted; run the same command to resume", prior)
+          break
+        trained.add(prior)
+      evaluation = prior_evaluation.evaluate_prior_latest(
+          prior_dir, fid=True, num_samples=fid_samples, cache_dir=cache_dir,
+          inception=inception, **settings)
+      finished = row_results(row, evaluation)
+      quantizer_table.write_json(path, finished)
+    results.append(finished)
+    write_table(workdir, results)
+  return results
+
+
+def _read(path: str) -> dict | None:
+  if not os.path.exists(path):
+    return None
+  with open(path) as file:
+    return json.load(file)
+
+
+def row_results(row: str, evaluation) -> dict:
+  metrics = evaluation.metrics
+  nll = metrics.get("nll_nats_per_token", metrics.get("masked_nll_0.5"))
+  prior, settings = ROWS[row]
+  return {"row": row, "prior": prior, "settings": settings, "step": evaluation.step,
+          "fid": metrics["fid"], "fid_samples": metrics["fid_samples"],
+          "inception_score": metrics.get("inception_score"), "nll": nll,
+          "nll_kind": "exact" if "nll_nats_per_token" in metrics else "masked at ratio 0.5",
+          "samples_png": os.path.join(evaluation.directory, "samples.png")}
+
+
+def describe(result: dict) -> str:
+  settings = result["settings"]
+  parts = [result["prior"]]
+  if "maskgit_steps" in settings:
+    parts.append(f"T = {settings['maskgit_steps']}")
+  parts.append(f"guidance s = {settings['guidance_scale']}" if "guidance_scale" in settings
+               else "no guidance")
+  return ", ".join(parts)
+
+
+def table_markdown(results: list[dict]) -> str:
+  lines = ["| prior, sampling | " + " | ".join(t for _, t, _ in COLUMNS) + " |",
+           "|" + "---|" * (len(COLUMNS) + 1)]
+  for result in results:
+    cells = [quantizer_table.format_cell(result.get(name), pattern)
+             for name, _, pattern in COLUMNS]
+    if result.get("nll_kind", "exact") != "exact" and result.get("nll") is not None:
+      cells[2] += " (masked, r = 0.5)"
+    lines.append(f"| {describe(result)} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def write_table(workdir: str, results: list[dict]) -> None:
+  table = table_markdown(results)
+  with open(os.path.join(workdir, TABLE_FILE), "w") as file:
+    file.write(table)
+  print(table, flush=True)
+
+
+def check_rows(rows) -> None:
+  unknown = [row for row in rows if row not in ROWS]
+  if unknown:
+    raise app.UsageError(f"--rows names unknown rows {unknown}; choose from {','.join(ROWS)}")
+
+
+def main(argv):
+  cli.check_no_arguments(argv, "--tokenizer_workdir=DIR --workdir=DIR")
+  check_rows(FLAGS.rows)
+  if FLAGS.fid_samples < 2:
+    raise app.UsageError(f"--fid_samples={FLAGS.fid_samples}: FID needs at least 2 images")
+  cli.setup_console()
+  from vqjax.runner import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  tokenizer_workdir = workdir_lib.absolute_path(FLAGS.tokenizer_workdir)
+  run_rows(FLAGS.workdir, FLAGS.rows,
+           lambda prior: prior_config(FLAGS.dataset, prior, tokenizer_workdir),
+           fid_samples=FLAGS.fid_samples, cache_dir=FLAGS.fid_cache_dir)
+
+
+def define_flags():
+  # Defined only when run as a program, so that tests import this module beside the other
+  # entry points without defining the shared flag names twice.
+  flags.DEFINE_string("workdir", None, "Where the priors' runs, the rows and the table go.")
+  flags.DEFINE_string("tokenizer_workdir", None, "The tokenizer whose grids the priors model.")
+  flags.DEFINE_enum("dataset", "mnist", list(PRIOR_CONFIGS), "Which priors' configs.")
+  flags.DEFINE_list("rows", list(ROWS), "Rows to run, in order.")
+  flags.DEFINE_integer("fid_samples", 10_000, "Samples per row for the generation FID.")
+  flags.DEFINE_string("fid_cache_dir", None, "Where split statistics are cached.")
+  flags.mark_flags_as_required(["workdir", "tokenizer_workdir"])
+
+
+if __name__ == "__main__":
+  define_flags()
+  cli.run(main)
