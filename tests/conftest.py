@@ -11,3 +11,18 @@ os.environ["XLA_FLAGS"] = " ".join(
 import chex  # noqa: E402  (after XLA_FLAGS, which jax reads when it starts its backend)
 
 chex.set_n_cpu_devices(4)
+
+
+import logging  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _absl_logger_level_restored():
+  """An entry point's main() (cli.setup_console) and absl's flag restores set the absl
+  logger's level; put it back, so that caplog sees INFO lines in whichever test runs next."""
+  logger = logging.getLogger("absl")
+  level = logger.level
+  yield
+  logger.setLevel(level)

@@ -4,6 +4,7 @@ import hashlib
 import json
 
 from absl import app
+from absl.testing import flagsaver
 import pytest
 
 import train_testing
@@ -122,9 +123,7 @@ def test_flags_the_workdir_does_not_take_are_usage_errors(tmp_path, flags, kind,
   else:
     config = train_testing.tiny_config(str(tmp_path))
   workdir_lib.save_config(config, str(tmp_path))
-  evaluate.FLAGS(["evaluate", f"--workdir={tmp_path}", *flags])
-  try:
+  with flagsaver.flagsaver():  # these flags' values and presence are undone after
+    evaluate.FLAGS(["evaluate", f"--workdir={tmp_path}", *flags])
     with pytest.raises(app.UsageError, match=message):
       evaluate.main(["evaluate"])
-  finally:
-    evaluate.FLAGS.unparse_flags()
