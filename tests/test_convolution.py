@@ -38,6 +38,31 @@ def test_small_inputs_are_a_matmul_equal_to_the_convolution(side, kernel, paddin
     np.testing.assert_allclose(ours_grad, lax_grad, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape,kernel,strides,padding", [
+    ((2, 9, 9, 5), (3, 3), (1, 1), "VALID"),
+    ((2, 9, 9, 5), (3, 3), (2, 2), ((0, 0), (0, 0))),   # Inception's stride-2 reductions
+    ((2, 8, 9, 5), (3, 3), (2, 2), "VALID"),
+    ((2, 9, 9, 5), (1, 7), (1, 1), ((0, 0), (3, 3))),   # only the 7 side needs no padding
+    ((2, 9, 9, 5), (7, 1), (1, 1), ((0, 0), (0, 0))),
+])
+def test_unpadded_kernels_get_a_cropped_extra_row_and_column(shape, kernel, strides, padding):
+  x, w = _array(shape, 0), _array((*kernel, shape[-1], 7), 1)
+  ours = jax.jit(lambda x, w: convolution.conv_general_dilated(
+      x, w, strides, padding, dimension_numbers=NHWC))
+  lax = lambda x, w: jax.lax.conv_general_dilated(x, w, strides, padding,
+                                                  dimension_numbers=NHWC)
+  padded = [(0, 1) if k > 1 and p == (0, 0) else p
+            for k, p in zip(kernel, jax.lax.padtype_to_pads(shape[1:3], kernel, strides, padding)
+                            if isinstance(padding, str) else padding)]
+  hlo_padding = "x".join(f"{low}_{high}" for low, high in padded)
+  assert f"pad={hlo_padding}" in ours.lower(x, w).as_text(dialect="hlo")
+  np.testing.assert_allclose(ours(x, w), lax(x, w), rtol=1e-6, atol=1e-6)
+  loss = lambda conv: lambda x, w: jnp.sum(jnp.sin(conv(x, w)))
+  for ours_grad, lax_grad in zip(jax.grad(loss(ours), (0, 1))(x, w),
+                                 jax.grad(loss(lax), (0, 1))(x, w)):
+    np.testing.assert_allclose(ours_grad, lax_grad, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("shape,kernel,strides,dimension_numbers", [
     ((2, 3, 3, 5), 3, (1, 1), NHWC),                   # kernel no larger than the input
     ((2, 2, 2, 5), 3, (2, 2), NHWC),                   # strided
