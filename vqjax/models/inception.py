@@ -9,6 +9,8 @@ NVIDIA's StyleGAN metrics all port this graph).
 Its TF quirks are kept: every conv is followed by batch norm with epsilon 1e-3 and no scale
 (only beta), then ReLU; the 3x3 average pools of blocks A, C and the first E do not count
 the padding; the second E block (mixed_10) max-pools instead.
+Convs go through `convolution.conv_general_dilated`: the unpadded ones run 2.5-4.5x
+faster on XLA:CPU with a cropped extra row and column of padding (the same numbers).
 
 Resizing conventions (`resize`):
   'tf1'  TF 1.x `resize_bilinear` (align_corners=False, no half-pixel centers, no
@@ -29,6 +31,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from vqjax.models import convolution
 
 INPUT_SIZE = 299
 POOL3_DIM = 2048
@@ -90,9 +94,9 @@ class ConvBN(nn.Module):
     mean = self.param("mean", nn.initializers.zeros, (self.features,))
     var = self.param("var", nn.initializers.ones, (self.features,))
     padding = [(k // 2, k // 2) if self.same else (0, 0) for k in self.kernel_size]
-    y = jax.lax.conv_general_dilated(x, kernel, (self.stride, self.stride), padding,
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                     precision=self.precision)
+    y = convolution.conv_general_dilated(x, kernel, (self.stride, self.stride), padding,
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                         precision=self.precision)
     return nn.relu((y - mean) / jnp.sqrt(var + BATCH_NORM_EPSILON) + beta)
 
 

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 from flax.typing import Dtype
 
+from vqjax.models import convolution
+
 # Output channels of each 3x3 conv; "M" is a 2x2 stride-2 max pool.
 VGG16_CHANNELS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
                   512, 512, 512)
@@ -86,7 +88,9 @@ class VGG16Features(nn.Module):
   """The VGG16 conv stack (3x3 convs, ReLU, 2x2 max pools), returning the 5 ReLU outputs
   relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 of the pooled resolutions 1, 1/2 .. 1/16.
 
-  Convs are named Conv_0 .. Conv_12, as in the pretrained weights.
+  Convs are named Conv_0 .. Conv_12, as in the pretrained weights. Below 3x3 (the last
+  block at 16x16 and 32x32 images) they run as matrix products (`convolution`), not in
+  XLA:CPU's ~100x slower path for kernels larger than the input.
   """
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
@@ -99,6 +103,7 @@ class VGG16Features(nn.Module):
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
         continue
       x = nn.Conv(channels, (3, 3), padding=1, dtype=self.dtype, param_dtype=self.param_dtype,
+                  conv_general_dilated=convolution.conv_general_dilated,
                   name=f"Conv_{conv_index}")(x)
       x = nn.relu(x)
       conv_index += 1

@@ -29,6 +29,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 from flax.typing import Dtype
 
+from vqjax.models import convolution
 from vqjax.models.taming import group_count
 
 NORMS = ("batch", "group", "none")
@@ -81,7 +82,8 @@ class PatchGANDiscriminator(nn.Module):
     check_discriminator(channels=self.channels, num_layers=self.num_layers, norm=self.norm)
     check_discriminator_images(images, self.num_layers)
     conv = functools.partial(nn.Conv, kernel_size=(4, 4), padding=_PADDING, dtype=self.dtype,
-                             param_dtype=self.param_dtype)
+                             param_dtype=self.param_dtype,
+                             conv_general_dilated=convolution.conv_general_dilated)
     x = nn.leaky_relu(conv(self.channels, strides=(2, 2), name="conv0")(images), 0.2)
     for n in range(1, self.num_layers + 1):
       last = n == self.num_layers  # the stride-1 conv

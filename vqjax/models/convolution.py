@@ -1,0 +1,102 @@
+"""A drop-in for `jax.lax.conv_general_dilated` that steers two kinds of convolution off
+slow paths of XLA:CPU (jaxlib 0.10), with the same results.
+
+  kernel larger than the input  XLA's algebraic simplifier swaps the two operands of a
+      convolution whose kernel covers more positions than the input has (a 3x3 kernel on
+      a 2x2 or 1x1 feature map, as in VGG16's last block at 32x32 and 16x16 images), and
+      XLA:CPU runs the swapped one in a generic loop at ~1 GFLOP/s, ~100x slower than the
+      same convolution at 3x3 or 4x4. These are computed as one matrix product of shifted
+      input patches with the kernel, the same sum of products.
+  no padding  XLA:CPU's convolution kernel (YNNPACK) is 2.5-4.5x slower on an unpadded
+      ('VALID') kxk convolution than on a padded one (5 x 149x149x32, 3x3 to 32: 94 ms
+      against 21 ms; Inception's stem). These get one row and column of high padding,
+      which no output of the unpadded convolution reads, and the extra output is cropped:
+      the same numbers.
+
+Every other convolution goes to `jax.lax.conv_general_dilated` unchanged. Pass it to Flax as
+`nn.Conv(..., conv_general_dilated=convolution.conv_general_dilated)`.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def kernel_exceeds_input(input_shape, kernel_shape) -> bool:
+  """True where XLA would swap the operands of an NHWC/HWIO convolution: the kernel's
+  spatial positions outnumber the (unpadded) input's."""
+  return math.prod(kernel_shape[:-2]) > math.prod(input_shape[1:-1])
+
+
+def _is_plain(lhs, rhs, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+              feature_group_count, batch_group_count) -> bool:
+  """An NHWC/HWIO 2-D convolution without dilation, groups or negative padding."""
+  if lhs.ndim != 4 or rhs.ndim != 4 or feature_group_count != 1 or batch_group_count != 1:
+    return False
+  if dimension_numbers is None or (
+      jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+      != jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)):
+    return False
+  if not (_ones(lhs_dilation) and _ones(rhs_dilation)):
+    return False
+  return isinstance(padding, str) or all(low >= 0 and high >= 0 for low, high in padding)
+
+
+def _ones(values) -> bool:
+  return values is None or all(v == 1 for v in values)
+
+
+def _explicit(padding, lhs, rhs, window_strides):
+  if isinstance(padding, str):
+    return jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
+  return [tuple(pair) for pair in padding]
+
+
+def _conv_as_matmul(lhs, rhs, padding, precision, preferred_element_type):
+  """The stride-1 NHWC/HWIO convolution as patches [B, H', W', kh * kw * C] @ kernel."""
+  kh, kw, channels, features = rhs.shape
+  (top, bottom), (left, right) = padding
+  padded = jnp.pad(lhs, ((0, 0), (top, bottom), (left, right), (0, 0)))
+  height, width = padded.shape[1] - kh + 1, padded.shape[2] - kw + 1
+  patches = jnp.concatenate([padded[:, i:i + height, j:j + width]
+                             for i in range(kh) for j in range(kw)], axis=-1)
+  return jnp.dot(patches, rhs.reshape(kh * kw * channels, features), precision=precision,
+                 preferred_element_type=preferred_element_type)
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
+                         rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
+                         batch_group_count=1, precision=None, preferred_element_type=None):
+  """`jax.lax.conv_general_dilated`, computed as a matrix product where the kernel covers
+  more positions than the input, and with a cropped extra row and column where a kxk
+  kernel has no padding (see the module docstring)."""
+  if not _is_plain(lhs, rhs, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                   feature_group_count, batch_group_count):
+    return _lax(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                dimension_numbers, feature_group_count, batch_group_count, precision,
+                preferred_element_type)
+  window_strides = tuple(window_strides or (1, 1))
+  padding = _explicit(padding, lhs, rhs, window_strides)
+  if _ones(window_strides) and kernel_exceeds_input(lhs.shape, rhs.shape):
+    return _conv_as_matmul(lhs, rhs, padding, precision, preferred_element_type)
+  unpadded = [size > 1 and pair == (0, 0) for size, pair in zip(rhs.shape[:2], padding)]
+  padded = [(0, 1) if pad_it else pair for pad_it, pair in zip(unpadded, padding)]
+  out = _lax(lhs, rhs, window_strides, padded, lhs_dilation, rhs_dilation, dimension_numbers,
+             1, 1, precision, preferred_element_type)
+  height, width = ((size - kernel) // stride + 1 if pad_it else out_size
+                   for size, kernel, stride, pad_it, out_size in zip(
+                       lhs.shape[1:3], rhs.shape[:2], window_strides, unpadded, out.shape[1:3]))
+  return out[:, :height, :width]
+
+
+def _lax(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+         feature_group_count, batch_group_count, precision, preferred_element_type):
+  return jax.lax.conv_general_dilated(
+      lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+      dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
+      batch_group_count=batch_group_count, precision=precision,
+      preferred_element_type=preferred_element_type)
