@@ -144,3 +144,10 @@ def test_bad_decoding_arguments_name_the_fix():
     maskgit.check_decode_args(num_steps=0, choice_temperature=1.0, schedule="cosine")
   with pytest.raises(ValueError, match="choice_temperature is -1"):
     maskgit.check_decode_args(num_steps=8, choice_temperature=-1.0, schedule="cosine")
+
+
+def test_pairwise_ranks_equal_a_stable_argsort_of_the_argsort():
+  scores = jax.random.uniform(jax.random.key(3), (4, 49))
+  scores = scores.at[0, 3].set(scores[0, 7]).at[1, :].set(0.5)  # ties within a row
+  expected = jnp.argsort(jnp.argsort(scores, axis=-1, stable=True), axis=-1, stable=True)
+  np.testing.assert_array_equal(maskgit._ranks(scores), expected)  # pylint: disable=protected-access

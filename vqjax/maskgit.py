@@ -58,10 +58,27 @@ def masked_count(ratio, length: int):
   return jnp.clip(count, 1, length)
 
 
+# Rows up to this long are ranked by comparing every pair rather than sorting: XLA:CPU runs
+# a sort on its shared thread pool, where pmapped devices blocked in an all-reduce can
+# starve it (an intermittent deadlock of the train step on several host devices).
+PAIRWISE_RANK_MAX_LENGTH = 1024
+
+
+def _ranks(scores):
+  """Int [B, L]: each score's rank in its row (0: lowest; ties broken by position), as a
+  stable argsort of the argsort gives it."""
+  length = scores.shape[-1]
+  if length > PAIRWISE_RANK_MAX_LENGTH:
+    return jnp.argsort(jnp.argsort(scores, axis=-1), axis=-1)
+  position = jnp.arange(length)
+  before = (scores[:, None, :] < scores[:, :, None]) | (
+      (scores[:, None, :] == scores[:, :, None]) & (position[None, :] < position[:, None]))
+  return jnp.sum(before, axis=-1, dtype=jnp.int32)
+
+
 def _lowest(scores, counts):
   """Bool [B, L]: the counts[b] lowest scores of each row (ties broken by position)."""
-  ranks = jnp.argsort(jnp.argsort(scores, axis=-1), axis=-1)
-  return ranks < jnp.asarray(counts)[:, None]
+  return _ranks(scores) < jnp.asarray(counts)[:, None]
 
 
 def random_mask(rng, counts, length: int):

@@ -58,9 +58,8 @@ def masked_train_step(state: TrainState, batch, *, model: nn.Module,
   correct = (jnp.argmax(logits, axis=-1) == tokens).astype(jnp.float32)
   metrics = {"loss": loss, "masked_accuracy": jnp.sum(correct * weights) / jnp.sum(weights),
              "mask_fraction": jnp.mean(weights)}
-  if axis_name is not None:
-    grads = jax.lax.pmean(grads, axis_name)
-    metrics = jax.lax.pmean(metrics, axis_name)
+  if axis_name is not None:  # one all-reduce: two independent ones may deadlock XLA:CPU
+    grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                         opt_state=opt_state)

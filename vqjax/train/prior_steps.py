@@ -62,9 +62,8 @@ def prior_train_step(state: TrainState, batch, *, model: nn.Module,
     return jnp.mean(token_nll(logits, batch["tokens"]))
 
   loss, grads = jax.value_and_grad(loss_fn)(state.params)
-  if axis_name is not None:
-    grads = jax.lax.pmean(grads, axis_name)
-    loss = jax.lax.pmean(loss, axis_name)
+  if axis_name is not None:  # one all-reduce: two independent ones may deadlock XLA:CPU
+    grads, loss = jax.lax.pmean((grads, loss), axis_name)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                         opt_state=opt_state)
