@@ -20,14 +20,13 @@ table so far is printed after every row and written to <workdir>/table.md.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 from typing import Callable, Iterable
 
 from absl import app, flags, logging
 import ml_collections
 
-from experiments import cli, quantizer_table
+from experiments import cli, results_table
 
 FLAGS = flags.FLAGS
 
@@ -82,7 +81,7 @@ def run_rows(workdir: str, rows: Iterable[str], make_config: Callable, *, fid_sa
   for row in rows:
     prior, settings = ROWS[row]
     path = os.path.join(workdir, ROWS_DIR, f"{row}.json")
-    finished = _read(path)
+    finished = results_table.read_json(path)
     if finished is None:
       prior_dir = os.path.join(workdir, prior)
       if prior not in trained:
@@ -94,17 +93,10 @@ def run_rows(workdir: str, rows: Iterable[str], make_config: Callable, *, fid_sa
           prior_dir, fid=True, num_samples=fid_samples, cache_dir=cache_dir,
           inception=inception, **settings)
       finished = row_results(row, evaluation)
-      quantizer_table.write_json(path, finished)
+      results_table.write_json(path, finished)
     results.append(finished)
-    write_table(workdir, results)
+    results_table.write_table(os.path.join(workdir, TABLE_FILE), table_markdown(results))
   return results
-
-
-def _read(path: str) -> dict | None:
-  if not os.path.exists(path):
-    return None
-  with open(path) as file:
-    return json.load(file)
 
 
 def row_results(row: str, evaluation) -> dict:
@@ -129,28 +121,18 @@ def describe(result: dict) -> str:
 
 
 def table_markdown(results: list[dict]) -> str:
-  lines = ["| prior, sampling | " + " | ".join(t for _, t, _ in COLUMNS) + " |",
-           "|" + "---|" * (len(COLUMNS) + 1)]
+  rows = []
   for result in results:
-    cells = [quantizer_table.format_cell(result.get(name), pattern)
+    cells = [results_table.format_cell(result.get(name), pattern)
              for name, _, pattern in COLUMNS]
     if result.get("nll_kind", "exact") != "exact" and result.get("nll") is not None:
       cells[2] += " (masked, r = 0.5)"
-    lines.append(f"| {describe(result)} | " + " | ".join(cells) + " |")
-  return "\n".join(lines) + "\n"
-
-
-def write_table(workdir: str, results: list[dict]) -> None:
-  table = table_markdown(results)
-  with open(os.path.join(workdir, TABLE_FILE), "w") as file:
-    file.write(table)
-  print(table, flush=True)
+    rows.append((describe(result), cells))
+  return results_table.markdown("prior, sampling", [title for _, title, _ in COLUMNS], rows)
 
 
 def check_rows(rows) -> None:
-  unknown = [row for row in rows if row not in ROWS]
-  if unknown:
-    raise app.UsageError(f"--rows names unknown rows {unknown}; choose from {','.join(ROWS)}")
+  results_table.check_rows(rows, list(ROWS))
 
 
 def main(argv):

@@ -18,13 +18,12 @@ so it is only comparable between rows run on the same, equally loaded machine.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Callable, Iterable
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from experiments import cli
+from experiments import cli, results_table
 from experiments.configs import cifar10_sonnet
 
 FLAGS = flags.FLAGS
@@ -46,7 +45,7 @@ def run_rows(workdir: str, rows: Iterable[str], make_config: Callable, *,
   results = []
   for row in rows:
     row_dir = os.path.join(workdir, row)
-    finished = read_row(row_dir)
+    finished = results_table.read_json(os.path.join(row_dir, ROW_FILE))
     if finished is None:
       config = make_config(row)
       if tokenizer_task.train_tokenizer(config, row_dir) is None:
@@ -55,26 +54,10 @@ def run_rows(workdir: str, rows: Iterable[str], make_config: Callable, *,
       metrics = tokenizer_task.evaluate_latest(row_dir, **evaluate_args).metrics
       finished = row_results(row, metrics, train_steps_per_second(row_dir),
                              num_codes=build.build_quantizer(config.model.quantizer).num_codes)
-      write_json(os.path.join(row_dir, ROW_FILE), finished)
+      results_table.write_json(os.path.join(row_dir, ROW_FILE), finished)
     results.append(finished)
-    write_table(workdir, results)
+    results_table.write_table(os.path.join(workdir, TABLE_FILE), table_markdown(results))
   return results
-
-
-def read_row(row_dir: str) -> dict | None:
-  path = os.path.join(row_dir, ROW_FILE)
-  if not os.path.exists(path):
-    return None
-  with open(path) as file:
-    return json.load(file)
-
-
-def write_json(path: str, value) -> None:
-  """Writes path atomically: a table_row.json is there whole or not at all."""
-  temporary = path + ".tmp"
-  with open(temporary, "w") as file:
-    json.dump(value, file, indent=2)
-  os.replace(temporary, path)
 
 
 def row_results(row: str, metrics: dict, steps_per_second: float | None, *,
@@ -117,36 +100,15 @@ def tensor_value(event):
   return tensor_util.make_ndarray(event.tensor_proto)
 
 
-def format_cell(value, pattern: str) -> str:
-  if value is None or value == []:
-    return "-"
-  if isinstance(value, list):
-    return " / ".join(pattern.format(v) for v in value)
-  return pattern.format(value)
-
-
 def table_markdown(results: list[dict]) -> str:
-  header = "| quantizer | " + " | ".join(title for _, title, _ in COLUMNS) + " |"
-  lines = [header, "|" + "---|" * (len(COLUMNS) + 1)]
-  for result in results:
-    label = cifar10_sonnet.QUANTIZER_ROWS.get(result["row"], {}).get("label", result["row"])
-    cells = [format_cell(result.get(name), pattern) for name, _, pattern in COLUMNS]
-    lines.append(f"| {label} | " + " | ".join(cells) + " |")
-  return "\n".join(lines) + "\n"
-
-
-def write_table(workdir: str, results: list[dict]) -> None:
-  table = table_markdown(results)
-  with open(os.path.join(workdir, TABLE_FILE), "w") as file:
-    file.write(table)
-  print(table, flush=True)
+  rows = [(cifar10_sonnet.QUANTIZER_ROWS.get(result["row"], {}).get("label", result["row"]),
+           [results_table.format_cell(result.get(name), pattern)
+            for name, _, pattern in COLUMNS]) for result in results]
+  return results_table.markdown("quantizer", [title for _, title, _ in COLUMNS], rows)
 
 
 def check_rows(rows) -> None:
-  unknown = [row for row in rows if row not in cifar10_sonnet.QUANTIZER_ROWS]
-  if unknown:
-    raise app.UsageError(f"--rows names unknown rows {unknown}; choose from "
-                         f"{','.join(cifar10_sonnet.QUANTIZER_ROWS)}")
+  results_table.check_rows(rows, list(cifar10_sonnet.QUANTIZER_ROWS))
 
 
 def main(argv):
