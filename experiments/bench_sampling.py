@@ -6,6 +6,7 @@ prior without a cache such as the PixelCNN is sampled), in the same run.
     python -m experiments.bench_sampling            # 16x16 and 32x32 grids, ~2-4 min on 2 cores
     python -m experiments.bench_sampling --quick    # a tiny model (smoke test)
     python -m experiments.bench_sampling --decoding # MaskGIT against the cache, guidance
+    python -m experiments.bench_sampling --vs_gpt2  # against Hugging Face GPT-2's cache
 
 --decoding compares, in images/s on one grid at batch 64 (DECODING_MODEL, 16x16), the
 class-conditional transformer sampled with its key-value cache against a MaskGIT prior of
@@ -14,6 +15,9 @@ classifier-free guidance (scale 2: both halves in one batch of 128). Its last li
 `summary: maskgit_vs_cache=… guided_cost_transformer=… guided_cost_maskgit=…` (MaskGIT's
 images/s over the cache's; unguided over guided images/s). About 5 minutes on a loaded
 2-core CPU.
+
+--vs_gpt2 times the cached sampler against a PyTorch peer of the same size in the same
+run (experiments/bench_sampling_peer.py; pip install -e .[bench]).
 
 One model for all grids (4 layers, width 256, 8 heads, 512 codes, batch 8; sampled at
 temperature 1 with top-k 64), built per grid only for its position embeddings. Each sampler
@@ -34,7 +38,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from experiments import benchmarking
+from experiments import bench_sampling_peer, benchmarking
 from experiments.benchmarking import best_time
 from vqjax import sampling
 from vqjax.models import MaskGITPrior, TransformerPrior
@@ -207,11 +211,14 @@ def parse_args(argv=None):
   parser.add_argument("--decoding", action="store_true",
                       help="MaskGIT (T=8) against the cached transformer, unguided and "
                       "guided, in images/s at batch 64 on a 16x16 grid")
+  bench_sampling_peer.add_arguments(parser)
   return parser.parse_args(argv)
 
 
 def main(argv=None) -> list:
   args = parse_args(argv)
+  if args.vs_gpt2 or args.worker_threads:
+    return bench_sampling_peer.main(args)
   if args.decoding:
     spec, case = ((QUICK_DECODING_MODEL, QUICK_DECODING_CASE) if args.quick
                   else (DECODING_MODEL, DECODING_CASE))
