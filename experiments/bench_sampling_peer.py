@@ -180,10 +180,7 @@ def main(args) -> dict[int, dict]:
                     skip_gpt2=args.skip_gpt2)
     benchmarking.print_result(result)
     return {args.worker_threads: result}
-  thread_counts = [int(count) for count in args.threads.split(",")]
-  if args.repetitions < 1 or any(count < 1 for count in thread_counts):
-    raise ValueError(f"repetitions {args.repetitions} and threads {args.threads} must be "
-                     ">= 1, e.g. --repetitions=5 --threads=1,2")
+  thread_counts = benchmarking.thread_counts(args.threads, args.repetitions)
   spec = QUICK_PEER_MODEL if args.quick else PEER_MODEL
   print(f"vqjax vs Hugging Face GPT-2 generate(use_cache=True) on the CPU ({os.cpu_count()} "
         f"cores); {spec._asdict()}, temperature 1, top-k {min(TOP_K, spec.codebook_size)}; "

@@ -178,10 +178,7 @@ def main(args) -> dict[int, dict]:
                     skip_taming=args.skip_taming)
     benchmarking.print_result(result)
     return {args.worker_threads: result}
-  thread_counts = [int(count) for count in args.threads.split(",")]
-  if args.repetitions < 1 or any(count < 1 for count in thread_counts):
-    raise ValueError(f"repetitions {args.repetitions} and threads {args.threads} must be "
-                     ">= 1, e.g. --repetitions=5 --threads=1,2")
+  thread_counts = benchmarking.thread_counts(args.threads, args.repetitions)
   print(f"vqjax vs taming-transformers on the CPU ({os.cpu_count()} cores), "
         f"{'tiny' if args.tiny else '64x64'} VQGAN, batch 4, threads {args.threads}, "
         f"{args.repetitions} interleaved steps each after {WARMUP_STEPS} warm-up", flush=True)

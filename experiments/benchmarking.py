@@ -51,6 +51,15 @@ def hold_to_threads(threads: int) -> None:
   os.sched_setaffinity(0, cpus[:threads])
 
 
+def thread_counts(threads: str, repetitions: int) -> list[int]:
+  """The thread counts of a comparison's --threads ('1,2'), checked with its repetitions."""
+  counts = [int(count) for count in threads.split(",")]
+  if repetitions < 1 or any(count < 1 for count in counts):
+    raise ValueError(f"repetitions {repetitions} and threads {threads} must be >= 1, e.g. "
+                     "--repetitions=5 --threads=1,2")
+  return counts
+
+
 def run_worker(module: str, threads: int, arguments: Sequence[str]) -> dict:
   """Runs `python -m module --worker_threads=threads *arguments` held to threads and
   returns the JSON its print_result printed last."""
