@@ -25,10 +25,16 @@ def data_dir(tmp_path_factory):
   return train_testing.prepare_digits(str(tmp_path_factory.mktemp("tfds")))
 
 
-def _start(workdir, data_dir, *overrides):
-  """experiments.train on digits:tiny with this process's XLA_FLAGS (4 CPU devices) and
-  compilation cache (conftest.py), so that only the first process compiles."""
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+@pytest.fixture(scope="module")
+def compilation_cache(tmp_path_factory):
+  """Shared by the processes of this module, so that only the first compiles."""
+  return str(tmp_path_factory.mktemp("jax_cache"))
+
+
+def _start(workdir, data_dir, cache, *overrides):
+  """experiments.train on digits:tiny with this process's XLA_FLAGS (4 CPU devices)."""
+  env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": cache,
+         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
   log = open(os.path.join(workdir + ".log"), "a")  # a file: a full pipe would block it
   command = [sys.executable, "-m", "experiments.train",
              "--config=experiments/configs/digits.py:tiny", f"--workdir={workdir}",
@@ -54,11 +60,11 @@ def _final_state(workdir, config):
     checkpoints.close()
 
 
-def test_sigkill_then_restart_ends_like_an_uninterrupted_run(data_dir,
+def test_sigkill_then_restart_ends_like_an_uninterrupted_run(data_dir, compilation_cache,
                                                              tmp_path):
   workdir = str(tmp_path / "killed")
   overrides = (f"--config.train.num_steps={STEPS}", "--config.train.checkpoint_every_steps=10")
-  process = _start(workdir, data_dir, *overrides)
+  process = _start(workdir, data_dir, compilation_cache, *overrides)
   checkpoints = pathlib.Path(workdir, "checkpoints")
   _wait_for(lambda: checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir()),
             process)
@@ -67,7 +73,7 @@ def test_sigkill_then_restart_ends_like_an_uninterrupted_run(data_dir,
   killed_at = max(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit())
   assert killed_at < STEPS and not pathlib.Path(workdir, "metrics.json").exists()
 
-  restarted = _start(workdir, data_dir, *overrides)
+  restarted = _start(workdir, data_dir, compilation_cache, *overrides)
   assert restarted.wait(timeout=300) == 0, pathlib.Path(workdir + ".log").read_text()[-3000:]
   assert re.search(r"resuming from the checkpoint at step \d+",
                    pathlib.Path(workdir + ".log").read_text())
@@ -80,9 +86,9 @@ def test_sigkill_then_restart_ends_like_an_uninterrupted_run(data_dir,
   chex.assert_trees_all_equal(resumed, uninterrupted)
 
 
-def test_sigterm_saves_the_current_step_and_exits_cleanly(data_dir, tmp_path):
+def test_sigterm_saves_the_current_step_and_exits_cleanly(data_dir, compilation_cache, tmp_path):
   workdir = str(tmp_path / "preempted")
-  process = _start(workdir, data_dir, "--config.train.num_steps=100000",
+  process = _start(workdir, data_dir, compilation_cache, "--config.train.num_steps=100000",
                    "--config.train.log_every_steps=5",
                    "--config.train.checkpoint_every_steps=100000")
   log = pathlib.Path(workdir + ".log")
