@@ -164,33 +164,22 @@ def table(results: dict[int, dict]) -> str:
        "vqjax/gpt2"), rows)
 
 
-def _run_worker(threads: int, args) -> dict:
-  from experiments import benchmarking
-  return benchmarking.run_worker(
-      "experiments.bench_sampling", threads,
-      ["--vs_gpt2", f"--repetitions={args.repetitions}"] + ["--quick"] * args.quick
-      + ["--skip_gpt2"] * args.skip_gpt2)
-
-
 def main(args) -> dict[int, dict]:
   from experiments import benchmarking
-  if args.worker_threads:
-    benchmarking.hold_to_threads(args.worker_threads)
-    result = worker(args.worker_threads, quick=args.quick, repetitions=args.repetitions,
-                    skip_gpt2=args.skip_gpt2)
-    benchmarking.print_result(result)
-    return {args.worker_threads: result}
-  thread_counts = benchmarking.thread_counts(args.threads, args.repetitions)
   spec = QUICK_PEER_MODEL if args.quick else PEER_MODEL
-  print(f"vqjax vs Hugging Face GPT-2 generate(use_cache=True) on the CPU ({os.cpu_count()} "
-        f"cores); {spec._asdict()}, temperature 1, top-k {min(TOP_K, spec.codebook_size)}; "
-        f"threads {args.threads}, {args.repetitions} interleaved grids each after "
-        f"{WARMUP_GRIDS} warm-up", flush=True)
-  results = {}
-  for threads in thread_counts:
-    results[threads] = _run_worker(threads, args)
-    print(f"{threads} thread(s): parameters {results[threads]['parameters']}; seconds per "
-          f"batch {json.dumps(results[threads]['times'])}", flush=True)
-  print(table(results))
-  print(summary_line(results))
+  results = benchmarking.compare_across_threads(
+      args, module="experiments.bench_sampling",
+      worker_arguments=["--vs_gpt2", f"--repetitions={args.repetitions}"]
+      + ["--quick"] * args.quick + ["--skip_gpt2"] * args.skip_gpt2,
+      work=lambda threads: worker(threads, quick=args.quick, repetitions=args.repetitions,
+                                  skip_gpt2=args.skip_gpt2),
+      header=f"vqjax vs Hugging Face GPT-2 generate(use_cache=True) on the CPU "
+      f"({os.cpu_count()} cores); {spec._asdict()}, temperature 1, top-k "
+      f"{min(TOP_K, spec.codebook_size)}; threads {args.threads}, {args.repetitions} "
+      f"interleaved grids each after {WARMUP_GRIDS} warm-up",
+      describe=lambda result: f"parameters {result['parameters']}; seconds per batch "
+      f"{json.dumps(result['times'])}")
+  if not args.worker_threads:
+    print(table(results))
+    print(summary_line(results))
   return results

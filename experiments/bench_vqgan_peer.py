@@ -134,14 +134,6 @@ def worker(threads: int, *, tiny: bool, repetitions: int, skip_taming: bool) -> 
   return {"threads": threads, "parameters": parameters, "times": times}
 
 
-def _run_worker(threads: int, args) -> dict:
-  from experiments import benchmarking
-  return benchmarking.run_worker(
-      "experiments.bench_vqgan", threads,
-      [f"--repetitions={args.repetitions}"] + ["--tiny"] * args.tiny
-      + ["--skip_taming"] * args.skip_taming)
-
-
 def ratio(times: dict) -> float:
   """taming's minimum / vqjax's (> 1: vqjax is faster); nan without taming."""
   if "taming" not in times:
@@ -172,22 +164,18 @@ def table(results: dict[int, dict]) -> str:
 
 def main(args) -> dict[int, dict]:
   from experiments import benchmarking
-  if args.worker_threads:
-    benchmarking.hold_to_threads(args.worker_threads)
-    result = worker(args.worker_threads, tiny=args.tiny, repetitions=args.repetitions,
-                    skip_taming=args.skip_taming)
-    benchmarking.print_result(result)
-    return {args.worker_threads: result}
-  thread_counts = benchmarking.thread_counts(args.threads, args.repetitions)
-  print(f"vqjax vs taming-transformers on the CPU ({os.cpu_count()} cores), "
-        f"{'tiny' if args.tiny else '64x64'} VQGAN, batch 4, threads {args.threads}, "
-        f"{args.repetitions} interleaved steps each after {WARMUP_STEPS} warm-up", flush=True)
-  results = {}
-  for threads in thread_counts:
-    results[threads] = _run_worker(threads, args)
-    print(f"{threads} thread(s): parameters (generator, discriminator) "
-          f"{results[threads]['parameters']}; seconds per step "
-          f"{json.dumps(results[threads]['times'])}", flush=True)
-  print(table(results))
-  print(summary_line(results))
+  results = benchmarking.compare_across_threads(
+      args, module="experiments.bench_vqgan",
+      worker_arguments=[f"--repetitions={args.repetitions}"] + ["--tiny"] * args.tiny
+      + ["--skip_taming"] * args.skip_taming,
+      work=lambda threads: worker(threads, tiny=args.tiny, repetitions=args.repetitions,
+                                  skip_taming=args.skip_taming),
+      header=f"vqjax vs taming-transformers on the CPU ({os.cpu_count()} cores), "
+      f"{'tiny' if args.tiny else '64x64'} VQGAN, batch 4, threads {args.threads}, "
+      f"{args.repetitions} interleaved steps each after {WARMUP_STEPS} warm-up",
+      describe=lambda result: f"parameters (generator, discriminator) "
+      f"{result['parameters']}; seconds per step {json.dumps(result['times'])}")
+  if not args.worker_threads:
+    print(table(results))
+    print(summary_line(results))
   return results

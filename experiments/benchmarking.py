@@ -80,6 +80,27 @@ def print_result(result) -> None:
   print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
+def compare_across_threads(args, *, module: str, worker_arguments: Sequence[str],
+                           work: Callable[[int], dict], header: str,
+                           describe: Callable[[dict], str]) -> dict[int, dict]:
+  """{threads: result} of a peer comparison (args: its --threads, --repetitions and the
+  hidden --worker_threads). As a worker (--worker_threads=N), held to N threads: work(N),
+  printed for the parent. Otherwise prints header, then runs `python -m module
+  --worker_threads=N *worker_arguments` for each thread count, printing describe(result)."""
+  if args.worker_threads:
+    hold_to_threads(args.worker_threads)
+    result = work(args.worker_threads)
+    print_result(result)
+    return {args.worker_threads: result}
+  counts = thread_counts(args.threads, args.repetitions)
+  print(header, flush=True)
+  results = {}
+  for threads in counts:
+    results[threads] = run_worker(module, threads, worker_arguments)
+    print(f"{threads} thread(s): {describe(results[threads])}", flush=True)
+  return results
+
+
 def interleaved_times(steps: dict[str, Callable[[], None]], repetitions: int,
                       warmup: int = 2) -> dict[str, list[float]]:
   """{name: [seconds...]}: each step warmed up, then all run in turn (A B A B ...)
