@@ -37,12 +37,20 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
                    for row in rows)
 
 
+# XLA flags a worker sets itself: its thread pool, and its devices (the host's CPU as one).
+_WORKER_OWNED_XLA_FLAGS = ("--xla_cpu_multi_thread_eigen", "intra_op_parallelism_threads",
+                           "--xla_force_host_platform_device_count")
+
+
 def worker_environment(threads: int) -> dict:
-  """The environment of a worker held to `threads`: XLA's and OpenMP's pools sized."""
-  flags = (f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
-           f"intra_op_parallelism_threads={threads}")
-  return {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS":
-          str(threads), "TF_CPP_MIN_LOG_LEVEL": "2"}
+  """The environment of a worker held to `threads`: XLA's and OpenMP's pools sized. Other
+  XLA flags of this process are kept (the tests' unoptimized compilation, a user's own)."""
+  inherited = [flag for flag in os.environ.get("XLA_FLAGS", "").split()
+               if not flag.startswith(_WORKER_OWNED_XLA_FLAGS)]
+  flags = inherited + [f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}",
+                       f"intra_op_parallelism_threads={threads}"]
+  return {**os.environ, "XLA_FLAGS": " ".join(flags), "JAX_PLATFORMS": "cpu",
+          "OMP_NUM_THREADS": str(threads), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def hold_to_threads(threads: int) -> None:
