@@ -6,13 +6,22 @@ unoptimized (numerics are the same operations; only fusion and scheduling differ
 A pmapped collective waits for all 4 device threads; XLA:CPU aborts the whole process
 when one arrives more than 40 s after the others ("Termination timeout ... only 2 of 4
 arrived"), which a test process starved of CPU by its neighbours can hit. The tests wait
-up to 10 minutes instead (a 70 s straggler: aborted by default, finishes with this flag).
+up to 10 minutes instead (a 70 s straggler: aborted by default, finishes with this flag),
+where the jaxlib is one that knows the flag (XLA refuses to start on an unknown flag).
 """
+from importlib import metadata
 import os
+
+
+def _jaxlib_at_least(major: int, minor: int) -> bool:
+  return tuple(int(part) for part in metadata.version("jaxlib").split(".")[:2]) >= (major,
+                                                                                   minor)
+
 
 os.environ["XLA_FLAGS"] = " ".join(filter(None, [
     os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0",
-    "--xla_cpu_collective_call_terminate_timeout_seconds=600"]))
+    "--xla_cpu_collective_call_terminate_timeout_seconds=600"
+    if _jaxlib_at_least(0, 10) else None]))
 
 import chex  # noqa: E402  (after XLA_FLAGS, which jax reads when it starts its backend)
 
