@@ -87,6 +87,7 @@ def test_generation_fid_scores_the_samples_the_prior_draws(inception, tokenizer_
   with pytest.warns(UserWarning):
     results = dict(evaluator.run(state))
   assert results["fid_samples"] == IMAGES and "inception_score" not in results
+  assert results["sampling_batch_size"] == 4 and results["sampling_images_per_second"] > 0
 
   # The protocol by hand: keys folded from the seed, the step and each batch's start;
   # a class-conditional prior's labels are the classes in turn; against all 8 images of
@@ -106,6 +107,11 @@ def test_generation_fid_scores_the_samples_the_prior_draws(inception, tokenizer_
   with pytest.warns(UserWarning):
     expected = metrics.fid(sample_stats, reference, method="eigh")
   np.testing.assert_allclose(results["fid"], expected, rtol=1e-4)
+
+
+def test_sampling_throughput_leaves_out_the_compiling_first_batch():
+  assert prior_evaluation.sampling_images_per_second([9.0, 0.5, 1.5], 64) == 64.0
+  assert prior_evaluation.sampling_images_per_second([9.0], 64) is None
 
 
 def test_requests_that_cannot_be_scored_fail_before_any_pass(inception):

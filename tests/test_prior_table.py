@@ -68,12 +68,13 @@ def test_rows_share_their_prior_and_resume(tokenizer_workdir, tmp_path, capsys):
 def test_a_maskgit_row_reads_its_masked_nll():
   evaluation = types.SimpleNamespace(step=3, directory="/w/maskgit/evaluations/step_3",
                                      metrics={"fid": 12.5, "fid_samples": 100.0,
-                                              "masked_nll_0.5": 1.25, "masked_nll_0.9": 2.0})
+                                              "masked_nll_0.5": 1.25, "masked_nll_0.9": 2.0,
+                                              "sampling_images_per_second": 31.25})
   result = prior_table.row_results("maskgit_t4_s2", evaluation)
   assert (result["nll"], result["nll_kind"], result["prior"]) == (1.25, "masked at ratio 0.5",
                                                                   "maskgit")
   assert prior_table.table_markdown([result]).splitlines()[-1] == (
-      "| maskgit, T = 4, guidance s = 2.0 | 12.50 | - | 1.250 (masked, r = 0.5) | 100 |")
+      "| maskgit, T = 4, guidance s = 2.0 | 12.50 | - | 1.250 (masked, r = 0.5) | 100 | 31.2 |")
 
 
 def test_unknown_rows_are_usage_errors():

@@ -7,7 +7,8 @@ FID of its decoded samples against the evaluation split (experiments.evaluate --
 """
 from __future__ import annotations
 
-from typing import Iterator
+import time
+from typing import Iterator, Sequence
 
 from absl import logging
 import jax
@@ -32,7 +33,9 @@ class GenerationFIDEvaluator:
   prior_task.sample_images (temperature, top_k, top_p, ...); inception and fid_method as
   for inception_evaluators.ReconstructionFIDEvaluator.
 
-  Yields fid, fid_samples, grayscale_repeated (and inception_score, inception_score_std).
+  Yields fid, fid_samples, grayscale_repeated (and inception_score, inception_score_std),
+  and, from the second batch on (the first compiles), sampling_images_per_second: images
+  sampled and decoded per second at sampling_batch_size, the Inception pass excluded.
   """
 
   def __init__(self, run, *, num_samples: int = DEFAULT_FID_SAMPLES, batch_size: int = 250,
@@ -63,14 +66,19 @@ class GenerationFIDEvaluator:
     key = jax.random.fold_in(jax.random.PRNGKey(run.config.seed), int(state.step))
     num_classes = run.config.model.get("num_classes", 0) or 0
 
+    batch_seconds = []
+
     def samples():
       for start in range(0, self._num_samples, self._batch_size):
         labels = None
         if run.class_conditional:
           labels = (np.arange(start, start + self._batch_size) % num_classes).astype(np.int32)
-        yield prior_task.sample_images(
+        started = time.perf_counter()
+        images = prior_task.sample_images(
             run, state, jax.random.fold_in(key, start), num_samples=self._batch_size,
             labels=labels, top_prior=top_prior, **self._sampling_args)
+        batch_seconds.append(time.perf_counter() - started)  # images are on the host
+        yield images
 
     results = self._inception.evaluate(
         samples(), reference, value_range=tuple(run.tokenizer.config.data.value_range),
@@ -78,6 +86,10 @@ class GenerationFIDEvaluator:
     yield "fid", results["fid"]
     yield "fid_samples", results["num_images"]
     yield "grayscale_repeated", results["grayscale_repeated"]
+    throughput = sampling_images_per_second(batch_seconds, self._batch_size)
+    if throughput is not None:
+      yield "sampling_images_per_second", throughput
+      yield "sampling_batch_size", self._batch_size
     if "inception_score" in results:
       yield "inception_score", results["inception_score"]
       yield "inception_score_std", results["inception_score_std"]
@@ -85,17 +97,28 @@ class GenerationFIDEvaluator:
       logging.info(inception_evaluators.NO_CLASSIFIER_NOTE)
 
 
+def sampling_images_per_second(batch_seconds: Sequence[float],
+                               batch_size: int) -> float | None:
+  """Images per second over every batch but the first (which compiles the sampler and
+  the decoder); None with fewer than two batches."""
+  if len(batch_seconds) < 2:
+    return None
+  return batch_size * (len(batch_seconds) - 1) / sum(batch_seconds[1:])
+
+
 def evaluate_prior_latest(workdir: str, *, fid: bool = False, num_samples: int | None = None,
                           cache_dir: str | None = None, inception: InceptionEvaluator | None = None,
+                          fid_batch_size: int = 250,
                           **sampling_overrides) -> reports.Evaluation:
   """Evaluates the latest readable checkpoint of a prior's workdir: test NLL (a MaskGIT
   prior: masked-token NLL and accuracy), samples.png (not for a VQ-VAE-2 top prior) and
   with fid the generation FID of num_samples samples (default config.train.fid_samples,
-  10,000); writes metrics.json and the PNGs into a new workdir/evaluations/step_<N>, never
-  over the training run's. sampling_overrides (temperature, top_k, top_p, guidance_scale,
-  guidance_ramp, maskgit_steps, choice_temperature) replace the config's sampling settings
-  for the samples and the FID alike; what was asked is checked (config.json only) before
-  anything is restored. inception: the network and weights (default InceptionEvaluator())."""
+  10,000) drawn fid_batch_size at a time; writes metrics.json and the PNGs into a new
+  workdir/evaluations/step_<N>, never over the training run's. sampling_overrides
+  (temperature, top_k, top_p, guidance_scale, guidance_ramp, maskgit_steps,
+  choice_temperature) replace the config's sampling settings for the samples and the FID
+  alike; what was asked is checked (config.json only) before anything is restored.
+  inception: the network and weights (default InceptionEvaluator())."""
   check_evaluation_request(workdir, fid=fid, **sampling_overrides)
   run, state = prior_task.restore_prior_workdir(workdir)
   run = run._replace(config=config_with_sampling(run.config, sampling_overrides))
@@ -103,8 +126,8 @@ def evaluate_prior_latest(workdir: str, *, fid: bool = False, num_samples: int |
   if fid:
     num_samples = num_samples or run.config.train.get("fid_samples", DEFAULT_FID_SAMPLES)
     evaluators.append(GenerationFIDEvaluator(
-        run, num_samples=num_samples, cache_dir=cache_dir, inception=inception,
-        **prior_sampling.sampling_args_of(run.config.train)))
+        run, num_samples=num_samples, batch_size=fid_batch_size, cache_dir=cache_dir,
+        inception=inception, **prior_sampling.sampling_args_of(run.config.train)))
   return reports.evaluate_into_new_directory(workdir, evaluators, state)
 
 
