@@ -82,6 +82,16 @@ def test_unknown_rows_are_usage_errors():
     prior_table.check_rows(["transformer", "nope"])
 
 
+def test_the_cifar10_cpu_priors_are_the_cifar10_ones_shrunk_for_two_cores():
+  for prior, size in (("transformer", "embed_dim"), ("maskgit", "embed_dim"),
+                      ("pixelcnn", "hidden_channels")):
+    full = prior_table.prior_config("cifar10", prior, "/tokenizer")
+    cpu = prior_table.prior_config("cifar10_cpu", prior, "/tokenizer")
+    assert cpu.model[size] < full.model[size] and cpu.model.name == full.model.name
+    assert cpu.train.num_steps == 10_000 < full.train.num_steps
+    assert cpu.data.batch_size == 64 and cpu.optimizer.learning_rate == 1e-3
+
+
 @pytest.mark.parametrize("dataset", sorted(prior_table.PRIOR_CONFIGS))
 def test_every_prior_config_builds(dataset):
   for prior in ("transformer", "maskgit", "pixelcnn"):

@@ -7,6 +7,8 @@ and sampled in 8 parallel steps instead of 64 sequential ones.
   python -m experiments.train_prior --config=experiments/configs/prior_cifar10_maskgit.py \
       --config.tokenizer_workdir=/tmp/cifar10 --workdir=/tmp/cifar10_maskgit
   python -m experiments.sample --workdir=/tmp/cifar10_maskgit --label=3 --guidance_scale=2
+
+`:cpu` takes prior_cifar10.py's budget for 2 CPU cores (4 layers of 128, 10,000 steps).
 """
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ from experiments.configs import default, prior_cifar10
 
 
 def get_config(arg: str | None = None):
-  args = default.parse_arg(arg, tiny=False)
-  causal = prior_cifar10.get_config()
+  args = default.parse_arg(arg, tiny=False, cpu=False)
+  causal = prior_cifar10.get_config("cpu" if args.cpu else None)
   config = default.get_maskgit_prior_config()
-  config.model.update(num_layers=8, embed_dim=256, num_heads=8, dropout_rate=0.1,
-                      num_classes=10)
+  config.model.update(num_layers=causal.model.num_layers, embed_dim=causal.model.embed_dim,
+                      num_heads=causal.model.num_heads, dropout_rate=0.1, num_classes=10)
   config.data = causal.data
+  if args.cpu:
+    config.optimizer.learning_rate = causal.optimizer.learning_rate
   config.train.update(num_steps=causal.train.num_steps,
                       log_every_steps=causal.train.log_every_steps,
                       checkpoint_every_steps=causal.train.checkpoint_every_steps,
