@@ -21,6 +21,7 @@ from vqjax.runner import (build, inception_evaluators, prior_sampling, prior_tas
 from vqjax.runner.fid_evaluator import InceptionEvaluator
 
 DEFAULT_FID_SAMPLES = 10_000  # where a config predates config.train.fid_samples
+DEFAULT_FID_BATCH = 250  # samples drawn (and decoded) at a time for the generation FID
 
 
 class GenerationFIDEvaluator:
@@ -38,7 +39,8 @@ class GenerationFIDEvaluator:
   sampled and decoded per second at sampling_batch_size, the Inception pass excluded.
   """
 
-  def __init__(self, run, *, num_samples: int = DEFAULT_FID_SAMPLES, batch_size: int = 250,
+  def __init__(self, run, *, num_samples: int = DEFAULT_FID_SAMPLES,
+               batch_size: int = DEFAULT_FID_BATCH,
                inception: InceptionEvaluator | None = None, cache_dir: str | None = None,
                top_prior=None, fid_method: str = "sqrtm", **sampling_args):
     inception_evaluators.check_image_count("num_samples", num_samples)
@@ -108,7 +110,7 @@ def sampling_images_per_second(batch_seconds: Sequence[float],
 
 def evaluate_prior_latest(workdir: str, *, fid: bool = False, num_samples: int | None = None,
                           cache_dir: str | None = None, inception: InceptionEvaluator | None = None,
-                          fid_batch_size: int = 250,
+                          fid_batch_size: int = DEFAULT_FID_BATCH,
                           **sampling_overrides) -> reports.Evaluation:
   """Evaluates the latest readable checkpoint of a prior's workdir: test NLL (a MaskGIT
   prior: masked-token NLL and accuracy), samples.png (not for a VQ-VAE-2 top prior) and
