@@ -178,8 +178,6 @@ def main(args) -> dict[int, dict]:
       f"{min(TOP_K, spec.codebook_size)}; threads {args.threads}, {args.repetitions} "
       f"interleaved grids each after {WARMUP_GRIDS} warm-up",
       describe=lambda result: f"parameters {result['parameters']}; seconds per batch "
-      f"{json.dumps(result['times'])}")
-  if not args.worker_threads:
-    print(table(results))
-    print(summary_line(results))
+      f"{json.dumps(result['times'])}",
+      report=(table, summary_line))
   return results

@@ -174,8 +174,6 @@ def main(args) -> dict[int, dict]:
       f"{'tiny' if args.tiny else '64x64'} VQGAN, batch 4, threads {args.threads}, "
       f"{args.repetitions} interleaved steps each after {WARMUP_STEPS} warm-up",
       describe=lambda result: f"parameters (generator, discriminator) "
-      f"{result['parameters']}; seconds per step {json.dumps(result['times'])}")
-  if not args.worker_threads:
-    print(table(results))
-    print(summary_line(results))
+      f"{result['parameters']}; seconds per step {json.dumps(result['times'])}",
+      report=(table, summary_line))
   return results

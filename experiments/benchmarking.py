@@ -90,11 +90,13 @@ def print_result(result) -> None:
 
 def compare_across_threads(args, *, module: str, worker_arguments: Sequence[str],
                            work: Callable[[int], dict], header: str,
-                           describe: Callable[[dict], str]) -> dict[int, dict]:
+                           describe: Callable[[dict], str],
+                           report: Sequence[Callable[[dict], str]]) -> dict[int, dict]:
   """{threads: result} of a peer comparison (args: its --threads, --repetitions and the
   hidden --worker_threads). As a worker (--worker_threads=N), held to N threads: work(N),
   printed for the parent. Otherwise prints header, then runs `python -m module
-  --worker_threads=N *worker_arguments` for each thread count, printing describe(result)."""
+  --worker_threads=N *worker_arguments` for each thread count, printing describe(result),
+  and last each of report(results) (its table, its summary line)."""
   if args.worker_threads:
     hold_to_threads(args.worker_threads)
     result = work(args.worker_threads)
@@ -106,6 +108,8 @@ def compare_across_threads(args, *, module: str, worker_arguments: Sequence[str]
   for threads in counts:
     results[threads] = run_worker(module, threads, worker_arguments)
     print(f"{threads} thread(s): {describe(results[threads])}", flush=True)
+  for lines in report:
+    print(lines(results))
   return results
 
 
