@@ -8,6 +8,13 @@ when one arrives more than 40 s after the others ("Termination timeout ... only 
 arrived"), which a test process starved of CPU by its neighbours can hit. The tests wait
 up to 10 minutes instead (a 70 s straggler: aborted by default, finishes with this flag),
 where the jaxlib is one that knows the flag (XLA refuses to start on an unknown flag).
+
+A test that runs a pmapped step in a loop waits for each step's results before the next
+(vqjax's train loop stays one step behind the same way): a loop that dispatches without
+waiting puts more than XLA:CPU's 32 computations per device in flight on a loaded machine,
+and its launch threads then wait on each other's collectives forever (seen with jaxlib
+0.10.2: two devices in an all-reduce, the other two blocked on the per-device in-flight
+semaphore; the process hangs until the timeout above aborts it).
 """
 from importlib import metadata
 import os

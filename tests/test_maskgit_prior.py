@@ -77,6 +77,7 @@ def test_a_tiny_maskgit_learns_a_predictable_grid_and_samples_it():
   step = parallel.prior_train_step(model, optimizer)
   for _ in range(60):
     state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)  # one step in flight at a time: see conftest.py
   assert float(metrics["loss"]) < 0.05 and float(metrics["masked_accuracy"]) == 1.0
   sampler = sampling.make_sampler(model, batch_size=4, maskgit_steps=4)
   samples = sampler({"params": state.params}, KEY, jnp.arange(4, dtype=jnp.int32))
