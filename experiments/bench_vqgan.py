@@ -127,9 +127,7 @@ def compiled_step(config):
       jax.random.PRNGKey(1),
       (local_devices, config.data.batch_size // jax.device_count(), size, size, 3),
       jnp.float32, minval=-1.0, maxval=1.0)
-  mesh = parallel.replicated_sharding().mesh
-  split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(parallel.AXIS_NAME))
-  batch = {"image": jax.device_put(images, split)}
+  batch = {"image": jax.device_put(images, parallel.split_sharding())}
   # The loop's pmapped program (state donated), compiled ahead of time.
   executable = step.mapped.lower(state, batch, step.constant).compile()
   compiled = lambda state, batch: executable(state, batch, step.constant)

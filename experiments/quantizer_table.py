@@ -7,14 +7,19 @@ stopped) and, once evaluated, leaves <workdir>/<row>/table_row.json, which later
 instead of redoing the row. After every row the table so far is printed and written to
 <workdir>/table.md. Rows are those of cifar10_sonnet.QUANTIZER_ROWS, in order.
 
+Once every row has finished, the rows' train steps are timed together in one process held
+to one thread, interleaved (experiments.bench_quantizer_table), into
+<workdir>/step_times.json, reused while it holds the same rows: the "train steps/s" column.
+
   python -m experiments.quantizer_table --workdir=workdir/quantizer_table
   python -m experiments.quantizer_table --workdir=DIR --rows=vq,fsq --fid_images=2000
   python -m experiments.quantizer_table --workdir=DIR --dataset=cifar10   # TFDS's cifar10
 
 --dataset=jpeg_copy (the default) reads ../shared/tfds's cifar10_jpeg, CIFAR-10 decoded
-from JPEG quality-75 copies: report its figures as "CIFAR-10 (JPEG copy)". Train steps/s
-is the median of the rates the training loop logged (TensorBoard's train/steps_per_second),
-so it is only comparable between rows run on the same, equally loaded machine.
+from JPEG quality-75 copies: report its figures as "CIFAR-10 (JPEG copy)". Each row's
+table_row.json also keeps the median of the rates its training logged
+(train_steps_per_second), which compares only between rows trained on an equally loaded
+machine; the table's column is the interleaved timing.
 """
 from __future__ import annotations
 
@@ -23,17 +28,19 @@ from typing import Callable, Iterable
 
 from absl import flags, logging
 
-from experiments import cli, results_table
+from experiments import benchmarking, cli, results_table
 from experiments.configs import cifar10_sonnet
 
 FLAGS = flags.FLAGS
 
 ROW_FILE = "table_row.json"
 TABLE_FILE = "table.md"
+STEP_TIMES_FILE = "step_times.json"
+STEP_TIME_THREADS = 1
 COLUMNS = (("normalized_mse", "test MSE / variance", "{:.4f}"), ("psnr", "PSNR dB", "{:.2f}"),
            ("lpips", "LPIPS", "{:.4f}"), ("rfid", "rFID", "{:.2f}"),
-           ("codes_used", "codes used", "{:.0f}"), ("perplexity", "perplexity", "{:.1f}"),
-           ("train_steps_per_second", "train steps/s", "{:.2f}"))
+           ("codes_used", "codes used", "{:.0f}"), ("perplexity", "perplexity", "{:.1f}"))
+STEPS_PER_SECOND = ("train steps/s", "{:.2f}")
 
 
 def run_rows(workdir: str, rows: Iterable[str], make_config: Callable, *,
@@ -100,11 +107,43 @@ def tensor_value(event):
   return tensor_util.make_ndarray(event.tensor_proto)
 
 
-def table_markdown(results: list[dict]) -> str:
+def table_markdown(results: list[dict], step_times: dict | None = None) -> str:
+  """The table of the finished rows; train steps/s from step_times (time_rows) where it
+  has the row, '-' before the rows are timed."""
+  times = (step_times or {}).get("times", {})
+  title, pattern = STEPS_PER_SECOND
   rows = [(cifar10_sonnet.QUANTIZER_ROWS.get(result["row"], {}).get("label", result["row"]),
            [results_table.format_cell(result.get(name), pattern)
-            for name, _, pattern in COLUMNS]) for result in results]
-  return results_table.markdown("quantizer", [title for _, title, _ in COLUMNS], rows)
+            for name, _, pattern in COLUMNS]
+           + [results_table.format_cell(1.0 / min(times[result["row"]])
+                                        if result["row"] in times else None, pattern)])
+          for result in results]
+  table = results_table.markdown("quantizer", [title for _, title, _ in COLUMNS] + [title],
+                                 rows)
+  if times:
+    table += (f"\ntrain steps/s: 1 / the fastest of {step_times['repetitions']} steps, the "
+              f"rows interleaved in one process held to {step_times['threads']} thread(s) "
+              "(experiments.bench_quantizer_table), batch 32.\n")
+  return table
+
+
+def time_rows(workdir: str, rows: list[str], *, repetitions: int,
+              run_worker: Callable = benchmarking.run_worker) -> dict:
+  """The rows' train steps timed together (bench_quantizer_table in a worker process held
+  to STEP_TIME_THREADS), kept in workdir/step_times.json and reused while it has exactly
+  these rows and repetitions."""
+  path = os.path.join(workdir, STEP_TIMES_FILE)
+  kept = results_table.read_json(path)
+  if (kept and sorted(kept["times"]) == sorted(rows)
+      and kept["repetitions"] == repetitions):
+    return kept
+  logging.info("timing the train steps of rows %s, interleaved, one thread", rows)
+  result = run_worker("experiments.bench_quantizer_table", STEP_TIME_THREADS,
+                      [f"--rows={','.join(rows)}", f"--repetitions={repetitions}"])
+  step_times = {"threads": STEP_TIME_THREADS, "repetitions": repetitions,
+                "times": result["times"]}
+  results_table.write_json(path, step_times)
+  return step_times
 
 
 def check_rows(rows) -> None:
@@ -117,10 +156,16 @@ def main(argv):
   cli.setup_console()
   os.makedirs(FLAGS.workdir, exist_ok=True)
   jpeg_copy = str(FLAGS.dataset == "jpeg_copy").lower()
-  run_rows(FLAGS.workdir, FLAGS.rows,
-           lambda row: cifar10_sonnet.get_config(f"jpeg_copy={jpeg_copy},quantizer={row}"),
-           evaluate_args=dict(lpips=True, fid=FLAGS.fid, fid_images=FLAGS.fid_images,
-                              fid_cache_dir=FLAGS.fid_cache_dir))
+  results = run_rows(
+      FLAGS.workdir, FLAGS.rows,
+      lambda row: cifar10_sonnet.get_config(f"jpeg_copy={jpeg_copy},quantizer={row}"),
+      evaluate_args=dict(lpips=True, fid=FLAGS.fid, fid_images=FLAGS.fid_images,
+                         fid_cache_dir=FLAGS.fid_cache_dir))
+  if FLAGS.step_time_repetitions and len(results) == len(FLAGS.rows):
+    step_times = time_rows(FLAGS.workdir, FLAGS.rows,
+                           repetitions=FLAGS.step_time_repetitions)
+    results_table.write_table(os.path.join(FLAGS.workdir, TABLE_FILE),
+                              table_markdown(results, step_times))
 
 
 def define_flags():
@@ -135,6 +180,8 @@ def define_flags():
   flags.DEFINE_bool("fid", True, "Measure rFID (two Inception passes the first time, one "
                     "per row after: the test split's statistics are cached).")
   flags.DEFINE_string("fid_cache_dir", None, "Where split statistics are cached.")
+  flags.DEFINE_integer("step_time_repetitions", 7, "Timed train steps of each row once "
+                       "every row has finished (0: no timing).", lower_bound=0)
   flags.mark_flag_as_required("workdir")
 
 

@@ -66,3 +66,38 @@ def test_unknown_rows_are_usage_errors():
   quantizer_table.check_rows(["vq", "fsq"])
   with pytest.raises(app.UsageError, match="unknown rows \\['nope'\\]; choose from vq,"):
     quantizer_table.check_rows(["vq", "nope"])
+
+
+def _finished(row, rate):
+  return {"row": row, "normalized_mse": 0.1, "psnr": 20.0, "lpips": None, "rfid": None,
+          "codes_used": [10], "perplexity": [9.5], "train_steps_per_second": rate}
+
+
+def test_the_steps_column_is_the_interleaved_timing_not_the_logged_rate():
+  results = [_finished("vq", 0.5), _finished("fsq", 3.0)]
+  untimed = quantizer_table.table_markdown(results)
+  assert untimed.splitlines()[2].endswith("| 9.5 | - |")  # not the logged 0.5
+  step_times = {"threads": 1, "repetitions": 3, "times": {"vq": [0.5, 0.25, 0.4],
+                                                           "fsq": [0.2, 0.1, 0.3]}}
+  lines = quantizer_table.table_markdown(results, step_times).splitlines()
+  assert lines[2].endswith("| 9.5 | 4.00 |") and lines[3].endswith("| 9.5 | 10.00 |")
+  assert "fastest of 3 steps" in lines[-1] and "held to 1 thread" in lines[-1]
+
+
+def test_step_times_are_measured_once_for_the_same_rows(tmp_path):
+  calls = []
+
+  def run_worker(module, threads, arguments):
+    calls.append((module, threads, arguments))
+    return {"times": {row: [0.5] for row in arguments[0][len("--rows="):].split(",")}}
+
+  first = quantizer_table.time_rows(str(tmp_path), ["vq", "fsq"], repetitions=2,
+                                    run_worker=run_worker)
+  assert calls == [("experiments.bench_quantizer_table", 1, ["--rows=vq,fsq",
+                                                             "--repetitions=2"])]
+  assert first == json.loads((tmp_path / "step_times.json").read_text())
+  assert quantizer_table.time_rows(str(tmp_path), ["vq", "fsq"], repetitions=2,
+                                   run_worker=run_worker) == first and len(calls) == 1
+  quantizer_table.time_rows(str(tmp_path), ["vq", "fsq", "lfq"], repetitions=2,
+                            run_worker=run_worker)  # another row: all are timed again
+  assert len(calls) == 2 and calls[1][2][0] == "--rows=vq,fsq,lfq"

@@ -61,11 +61,11 @@ def get_config(arg: str | None = None):
                                 dead_code_threshold=0.0)
   config.optimizer.update(learning_rate=3e-4)
   config.train.update(num_steps=10_000, log_every_steps=500, checkpoint_every_steps=1_000)
-  if args.quantizer:
-    _use_row(config, args.quantizer)
   if args.tiny:
     default.shrink(config)
     config.data.update(train_split="train[:2%]", eval_split="test[:2%]")
+  if args.quantizer:  # after the shrink, which would give FSQ or LFQ a codebook size
+    _use_row(config, args.quantizer)
   return config
 
 

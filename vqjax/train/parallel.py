@@ -51,6 +51,12 @@ def replicated_sharding(devices: Sequence[jax.Device] | None = None) -> jax.shar
   return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
 
+def split_sharding(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Sharding:
+  """How a batch lives: its leading axis [devices, ...] split over the devices."""
+  mesh = jax.sharding.Mesh(np.asarray(devices or jax.local_devices()), (AXIS_NAME,))
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(AXIS_NAME))
+
+
 def abstract_state(init: Callable, devices: Sequence[jax.Device] | None = None):
   """Shapes, dtypes and placement of what init_state's function returns; compiles nothing
   (the model's checks run on the shapes)."""

@@ -1,0 +1,129 @@
+"""Benchmark: the train step of each quantizer-table row, every row in one process held to
+the same threads, the rows interleaved (A B C ... A B C ...) after warm-up, so that their
+steps/s compare (the rates a training run logs do not: rows train hours apart, on a
+machine shared to a different degree each time).
+
+    python -m experiments.bench_quantizer_table                   # every row, one thread
+    python -m experiments.bench_quantizer_table --rows=vq,fsq --threads=1,2 --repetitions=9
+    python -m experiments.bench_quantizer_table --tiny --rows=vq,fsq --repetitions=1  # smoke
+
+Each row is cifar10_sonnet.py's tokenizer with that row's quantizer (the table's model:
+32x32x3 images, batch 32, an 8x8 grid; --tiny: its test-sized shrink), one full train step
+(forward, backward, Adam, the quantizer's own updates), on fixed random images: a step's
+time does not depend on the pixels, so no dataset is read. steps/s is 1 / the fastest of
+--repetitions steps. The last line is `summary: threads=N <row>=<steps/s> ...` (the first
+thread count); quantizer_table.py runs this for its "train steps/s" column.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+
+from experiments.configs import cifar10_sonnet
+
+WARMUP_STEPS = 2
+CIFAR10_SHAPE = (32, 32, 3)
+
+
+def row_config(row: str, *, tiny: bool):
+  return cifar10_sonnet.get_config(f"tiny={str(tiny).lower()},quantizer={row}")
+
+
+def row_step(row: str, *, tiny: bool):
+  """() -> None: one train step of the row's tokenizer on fixed random images, blocked on.
+  The state is donated by each step and carried to the next."""
+  import jax
+  import numpy as np
+  from vqjax import data
+  from vqjax.runner import experiment, tokenizer_task
+  from vqjax.train import parallel
+
+  config = row_config(row, tiny=tiny)
+  info = data.DatasetInfo(name="random 32x32x3 images", image_shape=CIFAR10_SHAPE,
+                          channels=3, num_classes=10, num_examples={})
+  task = tokenizer_task.tokenizer_task(experiment.prepare(config, info=info))
+  devices = jax.local_device_count()
+  images = np.random.default_rng(0).uniform(
+      -1, 1, (devices, config.data.batch_size // devices, *CIFAR10_SHAPE)).astype(np.float32)
+  batch = {"image": jax.device_put(images, parallel.split_sharding())}
+  step, holder = task.make_train_step(), [task.init_state()]
+
+  def run():
+    holder[0], metrics = step(holder[0], batch)
+    jax.block_until_ready((holder[0], metrics))
+  return run
+
+
+def worker(threads: int, *, rows: list[str], tiny: bool, repetitions: int) -> dict:
+  """{'threads': threads, 'times': {row: [s...]}}: the rows' steps interleaved."""
+  from experiments import benchmarking
+  steps = {row: row_step(row, tiny=tiny) for row in rows}
+  times = benchmarking.interleaved_times(steps, repetitions, warmup=WARMUP_STEPS)
+  return {"threads": threads, "tiny": tiny, "times": times}
+
+
+def steps_per_second(times: list[float]) -> float:
+  return 1.0 / min(times)
+
+
+def table(results: dict[int, dict]) -> str:
+  from experiments import benchmarking
+  rows = [(str(threads), row, f"{min(times):.4f}", f"{statistics.median(times):.4f}",
+           str(len(times)), f"{steps_per_second(times):.2f}")
+          for threads, result in sorted(results.items())
+          for row, times in result["times"].items()]
+  return benchmarking.format_table(
+      ("threads", "row", "min s", "median s", "steps", "steps/s"), rows)
+
+
+def summary_line(results: dict[int, dict]) -> str:
+  threads = min(results)
+  return f"summary: threads={threads} " + " ".join(
+      f"{row}={steps_per_second(times):.3f}"
+      for row, times in results[threads]["times"].items())
+
+
+def parse_args(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--rows", default=",".join(cifar10_sonnet.QUANTIZER_ROWS),
+                      help="Comma-separated rows of cifar10_sonnet.QUANTIZER_ROWS.")
+  parser.add_argument("--threads", default="1",
+                      help="Thread counts, one worker process each, e.g. 1,2.")
+  parser.add_argument("--repetitions", type=int, default=7,
+                      help="Timed steps of each row, interleaved, after the warm-up.")
+  parser.add_argument("--tiny", action="store_true", help="The test-sized model.")
+  parser.add_argument("--worker_threads", type=int, default=0, help=argparse.SUPPRESS)
+  args = parser.parse_args(argv)
+  args.rows = check_rows(args.rows)
+  return args
+
+
+def check_rows(rows: str) -> list[str]:
+  names = [row for row in rows.split(",") if row]
+  unknown = [row for row in names if row not in cifar10_sonnet.QUANTIZER_ROWS]
+  if unknown or not names:
+    raise SystemExit(f"--rows={rows}: unknown or no rows {unknown}; choose from "
+                     f"{','.join(cifar10_sonnet.QUANTIZER_ROWS)}")
+  return names
+
+
+def main(argv=None) -> dict[int, dict]:
+  from experiments import benchmarking
+  args = parse_args(argv)
+  return benchmarking.compare_across_threads(
+      args, module="experiments.bench_quantizer_table",
+      worker_arguments=[f"--rows={','.join(args.rows)}", f"--repetitions={args.repetitions}"]
+      + ["--tiny"] * args.tiny,
+      work=lambda threads: worker(threads, rows=args.rows, tiny=args.tiny,
+                                  repetitions=args.repetitions),
+      header=f"quantizer-table rows' train steps on the CPU ({os.cpu_count()} cores), "
+      f"cifar10_sonnet{':tiny' if args.tiny else ''} batch 32, threads {args.threads}, "
+      f"{args.repetitions} interleaved steps each after {WARMUP_STEPS} warm-up",
+      describe=lambda result: f"seconds per step {json.dumps(result['times'])}",
+      report=(table, summary_line))
+
+
+if __name__ == "__main__":
+  main()
