@@ -45,16 +45,19 @@ def _count(devices) -> int:
   return len(devices) if devices is not None else jax.local_device_count()
 
 
+def _device_mesh(devices: Sequence[jax.Device] | None) -> jax.sharding.Mesh:
+  return jax.sharding.Mesh(np.asarray(devices or jax.local_devices()), (AXIS_NAME,))
+
+
 def replicated_sharding(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Sharding:
   """How the state lives: whole on every device (what out_axes=None returns)."""
-  mesh = jax.sharding.Mesh(np.asarray(devices or jax.local_devices()), (AXIS_NAME,))
-  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  return jax.sharding.NamedSharding(_device_mesh(devices), jax.sharding.PartitionSpec())
 
 
 def split_sharding(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Sharding:
   """How a batch lives: its leading axis [devices, ...] split over the devices."""
-  mesh = jax.sharding.Mesh(np.asarray(devices or jax.local_devices()), (AXIS_NAME,))
-  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(AXIS_NAME))
+  return jax.sharding.NamedSharding(_device_mesh(devices),
+                                    jax.sharding.PartitionSpec(AXIS_NAME))
 
 
 def abstract_state(init: Callable, devices: Sequence[jax.Device] | None = None):
