@@ -16,6 +16,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 from flax.typing import Dtype
 
+from vqjax.models.transposed_convolution import ConvTranspose
+
 
 def check_downsample_factor(factor: int, name: str = "downsample_factor") -> int:
   """Returns log2(factor) after checking that factor is a power of 2 >= 2."""
@@ -148,9 +150,9 @@ class Decoder(nn.Module):
     if stage not in ("all", "features", "output"):
       raise ValueError(f"unknown decoder stage {stage!r}; use 'all', 'features' or 'output'")
     steps = check_downsample_factor(self.upsample_factor, "upsample_factor")
-    up = lambda i, channels: nn.ConvTranspose(channels, (4, 4), (2, 2), "SAME",
-                                              dtype=self.dtype, param_dtype=self.param_dtype,
-                                              name=f"up{i}")
+    up = lambda i, channels: ConvTranspose(channels, (4, 4), (2, 2), "SAME",
+                                           dtype=self.dtype, param_dtype=self.param_dtype,
+                                           name=f"up{i}")
     if stage != "output":
       x = nn.Conv(self.hidden_channels, (3, 3), dtype=self.dtype,
                   param_dtype=self.param_dtype, name="conv3x3")(x)

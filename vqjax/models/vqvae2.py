@@ -25,6 +25,7 @@ from flax.typing import Dtype
 
 from vqjax.models.layers import (Decoder, Encoder, check_architecture,
                                  check_downsample_factor, check_images)
+from vqjax.models.transposed_convolution import ConvTranspose
 from vqjax.models.vqvae import check_quantizer, quantizer_terms, total_loss
 from vqjax.nn import VectorQuantizer
 
@@ -71,8 +72,7 @@ class VQVAE2(nn.Module):
     self.top_pre_quantization = nn.Conv(self.embedding_dim, (1, 1), **precision)
     self.top_decoder = Decoder(self.embedding_dim, upsample_factor=2, **stack)
     self.bottom_pre_quantization = nn.Conv(self.embedding_dim, (1, 1), **precision)
-    self.top_upsample = nn.ConvTranspose(self.embedding_dim, (4, 4), (2, 2), "SAME",
-                                         **precision)
+    self.top_upsample = ConvTranspose(self.embedding_dim, (4, 4), (2, 2), "SAME", **precision)
     self.decoder = Decoder(self.image_channels, upsample_factor=self.downsample_factor,
                            **stack)
 
