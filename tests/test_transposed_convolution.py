@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vqjax.models.transposed_convolution import (ConvTranspose, conv_transpose,
+from vqjax.models.transposed_convolution import (ConvTranspose, NearestUpsamplingConv,
+                                                 conv_transpose, nearest_upsampling_conv,
                                                  transpose_padding)
 
 NHWC = ("NHWC", "HWIO", "NHWC")
@@ -137,3 +138,41 @@ def test_mismatched_shapes_and_strides_are_refused():
     conv_transpose(jnp.ones((1, 2, 2, 3)), jnp.ones((3, 3, 2, 1)), (2, 2), "SAME")
   with pytest.raises(ValueError, match="strides"):
     conv_transpose(jnp.ones((1, 2, 2, 1)), jnp.ones((3, 3, 1, 1)), (0, 2), "SAME")
+
+
+def _upsample_then_conv(x, kernel):
+  upsampled = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+  return jax.lax.conv_general_dilated(upsampled, kernel, (1, 1), "SAME",
+                                      dimension_numbers=NHWC)
+
+
+def test_nearest_upsampling_conv_and_its_gradients_equal_upsampling_then_the_conv():
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.normal(size=(2, 3, 5, 4)).astype(np.float32))
+  kernel = jnp.asarray(rng.normal(size=(3, 3, 4, 6)).astype(np.float32))
+  weights = jnp.asarray(rng.normal(size=(2, 6, 10, 6)).astype(np.float32))
+  chex.assert_trees_all_close(nearest_upsampling_conv(x, kernel), _upsample_then_conv(x, kernel),
+                              atol=1e-5, rtol=1e-5)
+  loss = lambda fn: lambda x, k: jnp.sum(weights * jnp.tanh(fn(x, k)))
+  chex.assert_trees_all_close(
+      jax.grad(loss(nearest_upsampling_conv), argnums=(0, 1))(x, kernel),
+      jax.grad(loss(_upsample_then_conv), argnums=(0, 1))(x, kernel), atol=1e-4, rtol=1e-4)
+
+
+def test_the_upsampling_layer_has_nn_convs_parameters_and_outputs():
+  x = jnp.asarray(np.random.default_rng(4).normal(size=(2, 4, 4, 5)).astype(np.float32))
+  ours = NearestUpsamplingConv(3)
+  flax_conv = nn.Conv(3, (3, 3))
+  upsampled = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+  key = jax.random.PRNGKey(0)
+  params = ours.init(key, x)
+  chex.assert_trees_all_equal(params, flax_conv.init(key, upsampled))
+  params = jax.tree.map(lambda p: p + 0.1, params)
+  chex.assert_trees_all_close(ours.apply(params, x), flax_conv.apply(params, upsampled),
+                              atol=1e-5, rtol=1e-5)
+  assert NearestUpsamplingConv(3, dtype=jnp.bfloat16).apply(params, x).dtype == jnp.bfloat16
+
+
+def test_nearest_upsampling_conv_refuses_other_kernels():
+  with pytest.raises(ValueError, match="3x3 kernel"):
+    nearest_upsampling_conv(jnp.ones((1, 2, 2, 1)), jnp.ones((5, 5, 1, 1)))

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from flax.typing import Dtype
 
 from vqjax.models import convolution
+from vqjax.models.transposed_convolution import NearestUpsamplingConv
 
 MAX_GROUPS = 32
 EPSILON = 1e-6  # taming's GroupNorm epsilon
@@ -134,15 +135,16 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
-  """Nearest-neighbour 2x upsampling, then a 3x3 conv."""
+  """Nearest-neighbour 2x upsampling, then a 3x3 conv, computed as one transposed
+  convolution of the small input with the taps folded (2.25x fewer products; the same
+  parameters, 'conv/kernel' and 'conv/bias' as taming's conv)."""
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x):
-    x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-    return nn.Conv(x.shape[-1], (3, 3), dtype=self.dtype, param_dtype=self.param_dtype,
-                   name="conv")(x)
+    return NearestUpsamplingConv(x.shape[-1], dtype=self.dtype, param_dtype=self.param_dtype,
+                                 name="conv")(x)
 
 
 class _TamingStack(nn.Module):

@@ -3,6 +3,8 @@
 
     conv_transpose(inputs, kernel, strides, padding) -> outputs   (NHWC, HWIO)
     ConvTranspose   Flax layer with nn.ConvTranspose's parameters ('kernel', 'bias')
+    nearest_upsampling_conv(inputs, kernel3x3) -> nearest 2x upsampling, then the 3x3 conv
+    NearestUpsamplingConv   its Flax layer, with nn.Conv's parameters
 
 Why: `lax.conv_transpose` is a convolution of the stride-dilated input, and the gradient
 of its kernel is a convolution with both a dilated input and a kernel as large as the
@@ -17,6 +19,12 @@ phase r is a stride-1 correlation of the undilated input with the kernel's taps
 a0, a0 + s, a0 + 2s, ... The s_h * s_w phases are computed as plain convolutions, whose
 gradients XLA runs at full speed, and interleaved. Same sums of the same products as
 `lax.conv_transpose` (transpose_kernel=False), in another order: equal to float rounding.
+
+Nearest-neighbour 2x upsampling followed by a 3x3 convolution (taming's Upsample) is one
+such transposed convolution of the small input, with the 3x3 kernel's taps summed into a
+4x4 one (`nearest_upsampling_kernel`): 16 products per output pixel and channel pair
+instead of 36 over the upsampled map, 2.25x fewer. On one XLA:CPU core, 4 x 32x32x128 to
+64x64x128, forward and backward: 0.35 s -> 0.16 s.
 """
 from __future__ import annotations
 
@@ -153,3 +161,50 @@ class ConvTranspose(nn.Module):
     inputs, kernel, bias = dtypes.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
     y = conv_transpose(inputs, kernel, self.strides, self.padding, precision=self.precision)
     return y if bias is None else y + bias
+
+
+def nearest_upsampling_kernel(kernel):
+  """The 4x4 transposed-convolution kernel [4, 4, C, F] equal to nearest-neighbour 2x
+  upsampling followed by the 3x3 'SAME' convolution `kernel` [3, 3, C, F].
+
+  Along one axis, upsampled position 2m sees inputs m - 1, m, m with taps k0, k1, k2, and
+  2m + 1 sees m, m, m + 1: so y[2m] = k0 x[m-1] + (k1 + k2) x[m] and y[2m+1] =
+  (k0 + k1) x[m] + k2 x[m+1], which is lax.conv_transpose's stride-2 'SAME' 4x4 kernel
+  (k0, k0 + k1, k1 + k2, k2)."""
+  if kernel.shape[:2] != (3, 3):
+    raise ValueError(f"nearest_upsampling_kernel takes a 3x3 kernel; got shape {kernel.shape}")
+  fold = jnp.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]], kernel.dtype)
+  return jnp.einsum("ai,bj,ijcf->abcf", fold, fold, kernel)
+
+
+def nearest_upsampling_conv(inputs, kernel, *, precision=None):
+  """Nearest-neighbour 2x upsampling of inputs [B, H, W, C], then the 3x3 'SAME' convolution
+  `kernel` [3, 3, C, F]: [B, 2H, 2W, F], computed as one stride-2 transposed convolution
+  over the small input (4 taps per output instead of 9; 2.25x fewer products)."""
+  return nearest_upsampling_conv_folded(inputs, nearest_upsampling_kernel(kernel), precision)
+
+
+def nearest_upsampling_conv_folded(inputs, folded_kernel, precision=None):
+  """nearest_upsampling_conv with the kernel already folded by nearest_upsampling_kernel."""
+  return conv_transpose(inputs, folded_kernel, (2, 2), "SAME", precision=precision)
+
+
+class NearestUpsamplingConv(nn.Module):
+  """Nearest-neighbour 2x upsampling, then a 3x3 'SAME' convolution, with nn.Conv's
+  parameters ('kernel' [3, 3, C, F], 'bias' [F]) and initialization, computed by
+  `nearest_upsampling_conv`: checkpoints of an nn.Conv after jnp.repeat load unchanged."""
+  features: int
+  dtype: Dtype | None = None
+  param_dtype: Dtype = jnp.float32
+  precision: PrecisionLike = None
+  kernel_init: Initializer = nn.initializers.lecun_normal()
+  bias_init: Initializer = nn.initializers.zeros_init()
+
+  @nn.compact
+  def __call__(self, inputs):
+    kernel = self.param("kernel", self.kernel_init, (3, 3, inputs.shape[-1], self.features),
+                        self.param_dtype)
+    bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+    folded = nearest_upsampling_kernel(kernel)  # summed in param_dtype, then cast
+    inputs, folded, bias = dtypes.promote_dtype(inputs, folded, bias, dtype=self.dtype)
+    return nearest_upsampling_conv_folded(inputs, folded, self.precision) + bias
