@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from flax.typing import Dtype
 
 from vqjax.models import convolution
+from vqjax.models.group_norm import GroupNorm
 from vqjax.models.taming import group_count
 
 NORMS = ("batch", "group", "none")
@@ -99,8 +100,8 @@ class PatchGANDiscriminator(nn.Module):
                           axis_name=self.axis_name, dtype=self.dtype,
                           param_dtype=self.param_dtype, name=name)(x)
     if self.norm == "group":
-      return nn.GroupNorm(num_groups=group_count(x.shape[-1]), dtype=self.dtype,
-                          param_dtype=self.param_dtype, name=name)(x)
+      return GroupNorm(num_groups=group_count(x.shape[-1]), epsilon=1e-6, dtype=self.dtype,
+                       param_dtype=self.param_dtype, name=name)(x)
     return x
 
 

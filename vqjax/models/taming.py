@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from flax.typing import Dtype
 
 from vqjax.models import convolution
+from vqjax.models.group_norm import GroupNorm
 from vqjax.models.transposed_convolution import NearestUpsamplingConv
 
 MAX_GROUPS = 32
@@ -74,8 +75,8 @@ def check_taming_architecture(*, channels: int, channel_multipliers: Sequence[in
 
 
 def _group_norm(x, dtype, param_dtype, name):
-  return nn.GroupNorm(num_groups=group_count(x.shape[-1]), epsilon=EPSILON, dtype=dtype,
-                      param_dtype=param_dtype, name=name)(x)
+  return GroupNorm(num_groups=group_count(x.shape[-1]), epsilon=EPSILON, dtype=dtype,
+                   param_dtype=param_dtype, name=name)(x)
 
 
 class ResnetBlock(nn.Module):
