@@ -4,6 +4,7 @@ VQ-VAE-2 top grid that leaves the bottom grid causal."""
 import functools
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -121,3 +122,17 @@ def test_errors_say_what_to_pass():
     shapes_of_init(bottom, random_tokens(0), condition=random_tokens(0, (BATCH, 3, 3), codes=5))
   with pytest.raises(ValueError, match="not divisible by num_heads"):
     shapes_of_init(TinyTransformerPrior(num_heads=5), random_tokens(0))
+
+
+def test_per_position_applies_a_layer_with_the_leading_axes_flattened():
+  from vqjax.models.transformer_prior import per_position
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 4, 5))
+  dense = nn.Dense(6)
+  params = dense.init(jax.random.PRNGKey(1), x)
+  out = per_position(lambda h: dense.apply(params, h), x)
+  chex.assert_shape(out, (2, 3, 4, 6))
+  chex.assert_trees_all_close(out, dense.apply(params, x), atol=1e-6)
+  merge = nn.DenseGeneral(7, axis=(-2, -1))
+  merge_params = merge.init(jax.random.PRNGKey(2), x)
+  chex.assert_trees_all_close(per_position(lambda h: merge.apply(merge_params, h), x, 2),
+                              merge.apply(merge_params, x), atol=1e-6)

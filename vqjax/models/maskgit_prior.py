@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from flax.typing import Dtype
 
 from vqjax.models import conditioning
-from vqjax.models.transformer_prior import Block
+from vqjax.models.transformer_prior import Block, per_position
 
 _INIT = nn.initializers.normal(stddev=0.02)
 MASK_SCHEDULES = ("cosine", "linear", "square")  # vqjax.maskgit.SCHEDULES' names
@@ -112,7 +112,7 @@ class MaskGITPrior(nn.Module):
     for block in self.blocks:
       x = block(x, deterministic=not train)
     x = x[:, -self.length:]  # drop the class token
-    return self.head(self.final_norm(x)).astype(jnp.float32)
+    return per_position(self.head, self.final_norm(x)).astype(jnp.float32)
 
 
 # Test-sized prior: 2 layers, width 32, 4 heads, 16 codes on a 4x4 grid.

@@ -58,6 +58,16 @@ def attend(query, key, value, mask):
   return jnp.einsum("bhqk,bhkd->bqhd", weights, value)
 
 
+def per_position(layer, x, feature_axes: int = 1):
+  """layer(x) with the axes of x before its last `feature_axes` flattened into one and
+  restored after: the same numbers, and XLA:CPU (jaxlib 0.10) computes a dense kernel's
+  gradient 2-2.5x faster as a contraction over one axis of positions than over [batch,
+  length] (4096 x 128 -> 512: 43 against 107 GFLOP/s on one core)."""
+  leading = x.shape[:x.ndim - feature_axes]
+  y = layer(x.reshape((-1,) + x.shape[x.ndim - feature_axes:]))
+  return y.reshape(leading + y.shape[1:])
+
+
 class Block(nn.Module):
   """Pre-LayerNorm transformer block: causal (or, causal=False, bidirectional)
   self-attention and an MLP, residual dropout."""
@@ -82,12 +92,13 @@ class Block(nn.Module):
 
   def _qkv(self, x):
     """Query [B, T, h, d], key and value [B, h, T, d] of inputs x [B, T, D]."""
-    query, key, value = jnp.moveaxis(self.qkv(self.attention_norm(x)), 2, 0)
+    query, key, value = jnp.moveaxis(per_position(self.qkv, self.attention_norm(x)), 2, 0)
     return query, jnp.swapaxes(key, 1, 2), jnp.swapaxes(value, 1, 2)
 
   def _finish(self, x, attended, deterministic: bool):
-    x = x + self.dropout(self.attention_out(attended), deterministic=deterministic)
-    hidden = self.mlp_out(nn.gelu(self.mlp_in(self.mlp_norm(x))))
+    x = x + self.dropout(per_position(self.attention_out, attended, feature_axes=2),
+                         deterministic=deterministic)
+    hidden = per_position(lambda h: self.mlp_out(nn.gelu(self.mlp_in(h))), self.mlp_norm(x))
     return x + self.dropout(hidden, deterministic=deterministic)
 
   def __call__(self, x, *, deterministic: bool):
@@ -182,7 +193,7 @@ class TransformerPrior(nn.Module):
     return x
 
   def _logits(self, x):
-    return self.head(self.final_norm(x)).astype(jnp.float32)
+    return per_position(self.head, self.final_norm(x)).astype(jnp.float32)
 
   def __call__(self, tokens, *, labels=None, condition=None, train: bool):
     if tokens.shape[1:] != tuple(self.grid_shape):
