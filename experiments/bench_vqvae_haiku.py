@@ -117,12 +117,12 @@ def haiku_step(config, images):
   optimizer = optax.adam(config.optimizer.learning_rate)
   variance = jnp.var(images)
 
-  def loss_fn(params, state):
+  def loss_fn(params, state, images):
     (reconstruction, vq_loss), state = model.apply(params, state, None, images)
     return jnp.mean((reconstruction - images) ** 2) / variance + vq_loss, state
 
-  def step(params, opt_state, state):
-    (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, state)
+  def step(params, opt_state, state, images):  # images an argument, as vqjax's batch is
+    (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, state, images)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, state, loss
 
@@ -130,7 +130,7 @@ def haiku_step(config, images):
   holder = [params, optimizer.init(params), state]
 
   def run():
-    params, opt_state, state, loss = step(*holder)
+    params, opt_state, state, loss = step(*holder, images)
     holder[:] = [params, opt_state, state]
     jax.block_until_ready((holder, loss))
   return run, parameter_count(params)
