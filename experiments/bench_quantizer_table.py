@@ -32,28 +32,40 @@ def row_config(row: str, *, tiny: bool):
 
 
 def row_step(row: str, *, tiny: bool):
-  """() -> None: one train step of the row's tokenizer on fixed random images, blocked on.
-  The state is donated by each step and carried to the next."""
-  import jax
+  """() -> None: one train step of the row's tokenizer on fixed random images, blocked on."""
+  config = row_config(row, tiny=tiny)
+  return tokenizer_step(config, random_images(config.data.batch_size))[0]
+
+
+def random_images(batch_size: int):
+  """Fixed uniform images in [-1, 1], [batch_size, 32, 32, 3] float32."""
   import numpy as np
+  return np.random.default_rng(0).uniform(-1, 1, (batch_size, *CIFAR10_SHAPE)).astype(
+      np.float32)
+
+
+def tokenizer_step(config, images):
+  """(run, parameters): run() is one vqjax train step of the config's tokenizer on `images`
+  (split over the local devices), blocked on, the state donated by each step and carried
+  to the next; parameters is the model's parameter count."""
+  import jax
   from vqjax import data
   from vqjax.runner import experiment, tokenizer_task
   from vqjax.train import parallel
 
-  config = row_config(row, tiny=tiny)
   info = data.DatasetInfo(name="random 32x32x3 images", image_shape=CIFAR10_SHAPE,
                           channels=3, num_classes=10, num_examples={})
   task = tokenizer_task.tokenizer_task(experiment.prepare(config, info=info))
   devices = jax.local_device_count()
-  images = np.random.default_rng(0).uniform(
-      -1, 1, (devices, config.data.batch_size // devices, *CIFAR10_SHAPE)).astype(np.float32)
-  batch = {"image": jax.device_put(images, parallel.split_sharding())}
+  batch = {"image": jax.device_put(images.reshape(devices, -1, *CIFAR10_SHAPE),
+                                   parallel.split_sharding())}
   step, holder = task.make_train_step(), [task.init_state()]
+  parameters = sum(leaf.size for leaf in jax.tree.leaves(holder[0].params))
 
   def run():
     holder[0], metrics = step(holder[0], batch)
     jax.block_until_ready((holder[0], metrics))
-  return run
+  return run, parameters
 
 
 def worker(threads: int, *, rows: list[str], tiny: bool, repetitions: int) -> dict:

@@ -26,46 +26,14 @@ import json
 import os
 import statistics
 
+from experiments.bench_quantizer_table import CIFAR10_SHAPE
+
 WARMUP_STEPS = 2
-CIFAR10_SHAPE = (32, 32, 3)
 
 
 def anchor_config(tiny: bool):
   from experiments.configs import cifar10_sonnet
   return cifar10_sonnet.get_config(f"tiny={str(tiny).lower()}")
-
-
-def random_images(batch_size: int):
-  import numpy as np
-  return np.random.default_rng(0).uniform(-1, 1, (batch_size, *CIFAR10_SHAPE)).astype(
-      np.float32)
-
-
-def vqjax_step(config, images):
-  """() -> None: one vqjax train step of the config's tokenizer, blocked on; the state is
-  donated by each step and carried to the next. Also returns its parameter count."""
-  import jax
-  from vqjax import data
-  from vqjax.runner import experiment, tokenizer_task
-  from vqjax.train import parallel
-
-  info = data.DatasetInfo(name="random 32x32x3 images", image_shape=CIFAR10_SHAPE,
-                          channels=3, num_classes=10, num_examples={})
-  task = tokenizer_task.tokenizer_task(experiment.prepare(config, info=info))
-  devices = jax.local_device_count()
-  batch = {"image": jax.device_put(images.reshape(devices, -1, *CIFAR10_SHAPE),
-                                   parallel.split_sharding())}
-  step, holder = task.make_train_step(), [task.init_state()]
-
-  def run():
-    holder[0], metrics = step(holder[0], batch)
-    jax.block_until_ready((holder[0], metrics))
-  return run, parameter_count(holder[0].params)
-
-
-def parameter_count(params) -> int:
-  import jax
-  return sum(leaf.size for leaf in jax.tree.leaves(params))
 
 
 def haiku_forward(config):
@@ -133,15 +101,15 @@ def haiku_step(config, images):
     params, opt_state, state, loss = step(*holder, images)
     holder[:] = [params, opt_state, state]
     jax.block_until_ready((holder, loss))
-  return run, parameter_count(params)
+  return run, sum(leaf.size for leaf in jax.tree.leaves(params))
 
 
 def worker(threads: int, *, tiny: bool, repetitions: int) -> dict:
   """{'threads', 'parameters', 'times': {'vqjax': [s...], 'haiku': [s...]}}."""
-  from experiments import benchmarking
+  from experiments import bench_quantizer_table, benchmarking
   config = anchor_config(tiny)
-  images = random_images(config.data.batch_size)
-  vqjax_run, vqjax_parameters = vqjax_step(config, images)
+  images = bench_quantizer_table.random_images(config.data.batch_size)
+  vqjax_run, vqjax_parameters = bench_quantizer_table.tokenizer_step(config, images)
   haiku_run, haiku_parameters = haiku_step(config, images)
   if vqjax_parameters != haiku_parameters:
     raise RuntimeError(f"the two models differ: vqjax has {vqjax_parameters} parameters, "
