@@ -26,19 +26,21 @@ import os
 import statistics
 import sys
 
+from experiments import benchmarking
+
 WARMUP = 2
 FULL_PASS_IMAGES = 10_000
 
 
 def parse_args(argv):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--threads", default="1,2", help="thread counts, one process each; "
-                      "0: vqjax alone on the default device (GPU/TPU)")
+  benchmarking.add_thread_arguments(
+      parser, threads="1,2", threads_help="thread counts, one process each; 0: vqjax alone "
+      "on the default device (GPU/TPU)", repetitions=5,
+      repetitions_help="timed batches per side")
   parser.add_argument("--batch", type=int, default=50, help="images per timed batch")
-  parser.add_argument("--repetitions", type=int, default=5, help="timed batches per side")
   parser.add_argument("--image_size", type=int, default=32, help="side of the input images")
   parser.add_argument("--skip_torch", action="store_true", help="time vqjax alone")
-  parser.add_argument("--worker_threads", type=int, default=0, help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   if args.batch < 1 or args.repetitions < 1 or args.image_size < 1:
     parser.error(f"--batch {args.batch}, --repetitions {args.repetitions} and --image_size "
@@ -78,7 +80,6 @@ def torch_pass(batch_images, threads: int):
 
 
 def worker(threads: int, args) -> dict:
-  from experiments import benchmarking
   batch_images = images(args.batch, args.image_size)
   passes = {"vqjax": vqjax_pass(batch_images)}
   if not args.skip_torch and threads:
@@ -94,7 +95,6 @@ def ratio(times: dict) -> float:
 
 
 def table(results: dict[int, dict], batch: int) -> str:
-  from experiments import benchmarking
   rows = []
   for threads, result in sorted(results.items()):
     for name, times in result["times"].items():
@@ -119,7 +119,6 @@ def summary_line(results: dict[int, dict], batch: int) -> str:
 
 
 def main(argv=None) -> dict[int, dict]:
-  from experiments import benchmarking
   args = parse_args(argv)
   if args.worker_threads:
     benchmarking.hold_to_threads(args.worker_threads)

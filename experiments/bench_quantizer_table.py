@@ -21,6 +21,7 @@ import json
 import os
 import statistics
 
+from experiments import benchmarking
 from experiments.configs import cifar10_sonnet
 
 WARMUP_STEPS = 2
@@ -70,7 +71,6 @@ def tokenizer_step(config, images):
 
 def worker(threads: int, *, rows: list[str], tiny: bool, repetitions: int) -> dict:
   """{'threads': threads, 'times': {row: [s...]}}: the rows' steps interleaved."""
-  from experiments import benchmarking
   steps = {row: row_step(row, tiny=tiny) for row in rows}
   times = benchmarking.interleaved_times(steps, repetitions, warmup=WARMUP_STEPS)
   return {"threads": threads, "tiny": tiny, "times": times}
@@ -81,7 +81,6 @@ def steps_per_second(times: list[float]) -> float:
 
 
 def table(results: dict[int, dict]) -> str:
-  from experiments import benchmarking
   rows = [(str(threads), row, f"{min(times):.4f}", f"{statistics.median(times):.4f}",
            str(len(times)), f"{steps_per_second(times):.2f}")
           for threads, result in sorted(results.items())
@@ -101,12 +100,11 @@ def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--rows", default=",".join(cifar10_sonnet.QUANTIZER_ROWS),
                       help="Comma-separated rows of cifar10_sonnet.QUANTIZER_ROWS.")
-  parser.add_argument("--threads", default="1",
-                      help="Thread counts, one worker process each, e.g. 1,2.")
-  parser.add_argument("--repetitions", type=int, default=7,
-                      help="Timed steps of each row, interleaved, after the warm-up.")
+  benchmarking.add_thread_arguments(
+      parser, threads="1", threads_help="Thread counts, one worker process each, e.g. 1,2.",
+      repetitions=7,
+      repetitions_help="Timed steps of each row, interleaved, after the warm-up.")
   parser.add_argument("--tiny", action="store_true", help="The test-sized model.")
-  parser.add_argument("--worker_threads", type=int, default=0, help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   args.rows = check_rows(args.rows)
   return args
@@ -122,7 +120,6 @@ def check_rows(rows: str) -> list[str]:
 
 
 def main(argv=None) -> dict[int, dict]:
-  from experiments import benchmarking
   args = parse_args(argv)
   return benchmarking.compare_across_threads(
       args, module="experiments.bench_quantizer_table",

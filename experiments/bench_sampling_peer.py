@@ -24,11 +24,12 @@ vqjax alone (ratios nan): the smoke test, which needs no torch.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 from typing import NamedTuple
+
+from experiments import benchmarking
 
 WARMUP_GRIDS = 1
 
@@ -57,13 +58,13 @@ def add_arguments(parser) -> None:
   parser.add_argument("--vs_gpt2", action="store_true",
                       help="time vqjax's cached sampler against Hugging Face GPT-2 "
                       "generate(use_cache=True) on the CPU")
-  parser.add_argument("--threads", default="1,2",
-                      help="thread counts to compare at (--vs_gpt2), one process each")
-  parser.add_argument("--repetitions", type=int, default=5,
-                      help="timed grids per framework (--vs_gpt2), interleaved")
+  benchmarking.add_thread_arguments(
+      parser, threads="1,2",
+      threads_help="thread counts to compare at (--vs_gpt2), one process each",
+      repetitions=5,
+      repetitions_help="timed grids per framework (--vs_gpt2), interleaved")
   parser.add_argument("--skip_gpt2", action="store_true",
                       help="time vqjax alone (--vs_gpt2 without torch)")
-  parser.add_argument("--worker_threads", type=int, default=0, help=argparse.SUPPRESS)
 
 
 def vqjax_sampler(spec: PeerModel):
@@ -121,7 +122,6 @@ def gpt2_sampler(spec: PeerModel, threads: int):
 
 def worker(threads: int, *, quick: bool, repetitions: int, skip_gpt2: bool) -> dict:
   """In a process held to `threads`: {'times': {'vqjax': [s...], 'gpt2': [s...]}, ...}."""
-  from experiments import benchmarking
   spec = QUICK_PEER_MODEL if quick else PEER_MODEL
   samplers, parameters = {}, {}
   samplers["vqjax"], parameters["vqjax"] = vqjax_sampler(spec)
@@ -151,7 +151,6 @@ def summary_line(results: dict[int, dict]) -> str:
 
 
 def table(results: dict[int, dict]) -> str:
-  from experiments import benchmarking
   rows = []
   for threads, result in sorted(results.items()):
     for name, times in result["times"].items():
@@ -165,7 +164,6 @@ def table(results: dict[int, dict]) -> str:
 
 
 def main(args) -> dict[int, dict]:
-  from experiments import benchmarking
   spec = QUICK_PEER_MODEL if args.quick else PEER_MODEL
   results = benchmarking.compare_across_threads(
       args, module="experiments.bench_sampling",

@@ -25,10 +25,11 @@ vqjax alone (ratios nan): the smoke test, which needs no torch.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
+
+from experiments import benchmarking
 
 KINDS = ("gan", "generator")
 WARMUP_STEPS = 2
@@ -37,13 +38,13 @@ WARMUP_STEPS = 2
 def add_arguments(parser) -> None:
   parser.add_argument("--vs_taming", action="store_true",
                       help="time vqjax against taming-transformers on the CPU")
-  parser.add_argument("--threads", default="1,2",
-                      help="thread counts to compare at, one process each")
-  parser.add_argument("--repetitions", type=int, default=5,
-                      help="timed steps per framework and kind, interleaved")
+  benchmarking.add_thread_arguments(
+      parser, threads="1,2",
+      threads_help="thread counts to compare at, one process each",
+      repetitions=5,
+      repetitions_help="timed steps per framework and kind, interleaved")
   parser.add_argument("--skip_taming", action="store_true",
                       help="time vqjax alone (no torch needed)")
-  parser.add_argument("--worker_threads", type=int, default=0, help=argparse.SUPPRESS)
 
 
 def make_config(*, tiny: bool):
@@ -127,7 +128,6 @@ def worker(threads: int, *, tiny: bool, repetitions: int, skip_taming: bool) -> 
     frameworks["taming"] = bench_vqgan_taming.build_steps(taming_setup(config),
                                                           threads=threads)
   parameters = {name: steps["parameters"]() for name, steps in frameworks.items()}
-  from experiments import benchmarking
   times = {kind: benchmarking.interleaved_times(
       {name: steps[kind] for name, steps in frameworks.items()}, repetitions,
       warmup=WARMUP_STEPS) for kind in KINDS}
@@ -150,7 +150,6 @@ def summary_line(results: dict[int, dict]) -> str:
 
 
 def table(results: dict[int, dict]) -> str:
-  from experiments import benchmarking
   rows = []
   for threads, result in sorted(results.items()):
     for kind in KINDS:
@@ -163,7 +162,6 @@ def table(results: dict[int, dict]) -> str:
 
 
 def main(args) -> dict[int, dict]:
-  from experiments import benchmarking
   results = benchmarking.compare_across_threads(
       args, module="experiments.bench_vqgan",
       worker_arguments=[f"--repetitions={args.repetitions}"] + ["--tiny"] * args.tiny

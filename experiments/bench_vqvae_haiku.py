@@ -26,6 +26,7 @@ import json
 import os
 import statistics
 
+from experiments import benchmarking
 from experiments.bench_quantizer_table import CIFAR10_SHAPE
 
 WARMUP_STEPS = 2
@@ -125,7 +126,6 @@ def ratio(result: dict) -> float:
 
 
 def table(results: dict[int, dict]) -> str:
-  from experiments import benchmarking
   rows = [(str(threads), name, f"{min(times):.4f}", f"{statistics.median(times):.4f}",
            f"{ratio(result):.2f}" if name == "vqjax" else "")
           for threads, result in sorted(results.items())
@@ -142,17 +142,15 @@ def summary_line(results: dict[int, dict]) -> str:
 
 def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--threads", default="1,2",
-                      help="Thread counts, one worker process each, e.g. 1,2.")
-  parser.add_argument("--repetitions", type=int, default=7,
-                      help="Timed steps of each framework, interleaved, after the warm-up.")
+  benchmarking.add_thread_arguments(
+      parser, threads="1,2", threads_help="Thread counts, one worker process each, e.g. 1,2.",
+      repetitions=7,
+      repetitions_help="Timed steps of each framework, interleaved, after the warm-up.")
   parser.add_argument("--tiny", action="store_true", help="The test-sized model.")
-  parser.add_argument("--worker_threads", type=int, default=0, help=argparse.SUPPRESS)
   return parser.parse_args(argv)
 
 
 def main(argv=None) -> dict[int, dict]:
-  from experiments import benchmarking
   args = parse_args(argv)
   return benchmarking.compare_across_threads(
       args, module="experiments.bench_vqvae_haiku",

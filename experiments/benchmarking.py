@@ -3,6 +3,7 @@ a worker process held to a number of threads (for comparisons against a peer fra
 both frameworks in the same process, each limited to the same threads)."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -86,6 +87,15 @@ def run_worker(module: str, threads: int, arguments: Sequence[str]) -> dict:
 def print_result(result) -> None:
   """A worker's last word: its result as one JSON line that run_worker reads."""
   print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def add_thread_arguments(parser: argparse.ArgumentParser, *, threads: str,
+                         threads_help: str, repetitions: int, repetitions_help: str) -> None:
+  """The arguments compare_across_threads reads: --threads (comma-separated counts, one
+  worker process each), --repetitions, and the hidden --worker_threads that marks a worker."""
+  parser.add_argument("--threads", default=threads, help=threads_help)
+  parser.add_argument("--repetitions", type=int, default=repetitions, help=repetitions_help)
+  parser.add_argument("--worker_threads", type=int, default=0, help=argparse.SUPPRESS)
 
 
 def compare_across_threads(args, *, module: str, worker_arguments: Sequence[str],
