@@ -18,9 +18,27 @@
     preemption.py      SIGTERM -> save and exit cleanly
     distributed.py     the jax.distributed.initialize hook
 """
-from vqjax.runner.build import build_model
-from vqjax.runner.loop import train_and_evaluate
-from vqjax.runner.prior_task import train_prior
-from vqjax.runner.summaries import NonFiniteLossError
-from vqjax.runner.task import Evaluator, Task
-from vqjax.runner.tokenizer_task import evaluate_latest, evaluate_workdir, train_tokenizer
+import importlib
+
+# Each name is imported on first use, so that `from vqjax.runner import build` (a benchmark,
+# a notebook building a model) loads that module alone, not TensorFlow's input pipeline and
+# TensorBoard writer that training needs.
+_EXPORTS = {
+    "build_model": "build", "train_and_evaluate": "loop", "train_prior": "prior_task",
+    "NonFiniteLossError": "summaries", "Evaluator": "task", "Task": "task",
+    "evaluate_latest": "tokenizer_task", "evaluate_workdir": "tokenizer_task",
+    "train_tokenizer": "tokenizer_task",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+  if name in _EXPORTS:
+    value = getattr(importlib.import_module(f"vqjax.runner.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+  raise AttributeError(f"module 'vqjax.runner' has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted(set(globals()) | set(_EXPORTS))

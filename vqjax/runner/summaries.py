@@ -13,7 +13,6 @@ import time
 from typing import Mapping
 
 from absl import logging
-from clu import metric_writers
 import jax
 import numpy as np
 
@@ -170,6 +169,8 @@ class SummaryWriter:
 
   def _open(self):
     if self._writer is None:
+      # Imported here: clu's writers load TensorFlow, which only a run that writes needs.
+      from clu import metric_writers  # pylint: disable=import-outside-toplevel
       # A MultiWriter over no writers is clu's own no-op writer.
       self._writer = (metric_writers.SummaryWriter(self._logdir) if self._enabled
                       else metric_writers.MultiWriter([]))
