@@ -26,8 +26,8 @@ import jax.numpy as jnp
 
 def max_pool(x, window: Sequence[int], strides: Sequence[int] | None = None,
              padding: str | Sequence[tuple[int, int]] = "VALID"):
-  """`flax.linen.max_pool` of x [batch, *spatial, features] (its window, strides and
-  padding), computed as the maximum of strided slices (see the module docstring)."""
+  """`flax.linen.max_pool` of a floating x [batch, *spatial, features] (its window, strides
+  and padding), computed as the maximum of strided slices (see the module docstring)."""
   window = tuple(window)
   strides = tuple(strides) if strides is not None else (1,) * len(window)
   spatial = x.shape[1:-1]
