@@ -26,7 +26,7 @@ import json
 import os
 import statistics
 
-from experiments import benchmarking
+from experiments import bench_quantizer_table, benchmarking
 from experiments.bench_quantizer_table import CIFAR10_SHAPE
 
 WARMUP_STEPS = 2
@@ -107,7 +107,6 @@ def haiku_step(config, images):
 
 def worker(threads: int, *, tiny: bool, repetitions: int) -> dict:
   """{'threads', 'parameters', 'times': {'vqjax': [s...], 'haiku': [s...]}}."""
-  from experiments import bench_quantizer_table, benchmarking
   config = anchor_config(tiny)
   images = bench_quantizer_table.random_images(config.data.batch_size)
   vqjax_run, vqjax_parameters = bench_quantizer_table.tokenizer_step(config, images)
