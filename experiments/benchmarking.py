@@ -11,6 +11,8 @@ import sys
 import time
 from typing import Callable, Sequence
 
+from vqjax.runner import host_allocator
+
 RESULT_PREFIX = "worker-result: "
 
 
@@ -44,14 +46,17 @@ _WORKER_OWNED_XLA_FLAGS = ("--xla_cpu_multi_thread_eigen", "intra_op_parallelism
 
 
 def worker_environment(threads: int) -> dict:
-  """The environment of a worker held to `threads`: XLA's and OpenMP's pools sized. Other
-  XLA flags of this process are kept (the tests' unoptimized compilation, a user's own)."""
+  """The environment of a worker held to `threads`: XLA's and OpenMP's pools sized, and
+  glibc's malloc set to keep freed blocks mapped (host_allocator.RETAINED_MALLOC, for both
+  frameworks of a comparison alike) unless this process's environment says otherwise.
+  Other XLA flags of this process are kept (the tests' unoptimized compilation, a user's
+  own)."""
   inherited = [flag for flag in os.environ.get("XLA_FLAGS", "").split()
                if not flag.startswith(_WORKER_OWNED_XLA_FLAGS)]
   flags = inherited + [f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}",
                        f"intra_op_parallelism_threads={threads}"]
-  return {**os.environ, "XLA_FLAGS": " ".join(flags), "JAX_PLATFORMS": "cpu",
-          "OMP_NUM_THREADS": str(threads), "TF_CPP_MIN_LOG_LEVEL": "2"}
+  return {**host_allocator.with_retained_malloc(os.environ), "XLA_FLAGS": " ".join(flags),
+          "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": str(threads), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def hold_to_threads(threads: int) -> None:

@@ -33,7 +33,8 @@ from etils import epath
 import flax.jax_utils
 import jax
 
-from vqjax.runner import config_drift, reports, summaries, workdir as workdir_lib
+from vqjax.runner import (config_drift, host_allocator, reports, summaries,
+                          workdir as workdir_lib)
 from vqjax.runner.preemption import Preemption
 from vqjax.runner.task import Task
 from vqjax.train.checkpoints import Checkpoints
@@ -43,6 +44,9 @@ def train_and_evaluate(task: Task, workdir: str) -> dict | None:
   """Trains task (or resumes it) and evaluates it; returns the final metrics, None if
   preempted."""
   workdir = workdir_lib.absolute_path(workdir)  # local, or gs://... shared by a pod
+  allocator_hint = host_allocator.hint(os.environ, jax.default_backend())
+  if allocator_hint:
+    logging.info(allocator_hint)
   with Preemption() as preemption, training_run(task, workdir) as (checkpoints, writer):
     if _stop_before_training(preemption, checkpoints):
       return None
