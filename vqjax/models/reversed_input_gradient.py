@@ -1,0 +1,80 @@
+"""A stride-1 NHWC/HWIO convolution whose input gradient reverses the activations instead
+of the kernel: the same numbers, cheaper where the kernel is larger than the activations.
+
+The input gradient of y = corr(x, K) (padding lo, hi; kernel size k) is
+
+    dx = corr(dy, flip(K)^T)                  padding (k - 1 - lo, k - 1 - hi)
+       = flip(corr(flip(dy), K^T))            padding (k - 1 - hi, k - 1 - lo)
+
+where flip reverses the spatial axes and ^T swaps the kernel's two feature axes. JAX writes
+the first form, and XLA:CPU materializes flip(K)^T with a slow loop (the flip keeps it
+off its tiled transpose): 5.4 ms for a 3x3x512x512 kernel, against 0.9 ms for K^T alone,
+and 1.5 ms per 3x3x256x256 kernel inside a train step. The second form transposes the
+kernel without the flip and flips dy and dx instead, contiguous runs of channels, which
+is cheaper wherever the activations are smaller than the kernel: the 256- and 512-channel
+layers at 4x4 to 16x16 of the VQGAN, its PatchGAN and LPIPS's VGG16. The kernel gradient
+is JAX's own.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def output_shape(lhs_shape, rhs_shape, padding) -> tuple[int, ...]:
+  """The NHWC output shape of a stride-1 convolution with explicit padding."""
+  spatial = tuple(size + low + high - kernel + 1 for size, kernel, (low, high)
+                  in zip(lhs_shape[1:3], rhs_shape[:2], padding))
+  return (lhs_shape[0], *spatial, rhs_shape[3])
+
+
+def reversal_is_cheaper(lhs_shape, rhs_shape, padding) -> bool:
+  """True where flipping dy and dx is clearly cheaper than flipping the kernel: a kernel
+  wider than 1x1 with more than twice as many entries as the input and output together
+  (near parity the two forms timed the same)."""
+  if math.prod(rhs_shape[:2]) == 1:
+    return False  # a 1x1 kernel has nothing to flip
+  activations = math.prod(lhs_shape) + math.prod(output_shape(lhs_shape, rhs_shape, padding))
+  return math.prod(rhs_shape) > 2 * activations
+
+
+def _convolve(lhs, rhs, padding, precision, preferred_element_type):
+  return jax.lax.conv_general_dilated(lhs, rhs, (1, 1), padding, dimension_numbers=_NHWC,
+                                      precision=precision,
+                                      preferred_element_type=preferred_element_type)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def conv(lhs, rhs, padding, precision=None, preferred_element_type=None):
+  """jax.lax.conv_general_dilated(lhs, rhs, (1, 1), padding, dimension_numbers=
+  ('NHWC', 'HWIO', 'NHWC')) with the input gradient in the flipped-activation form;
+  padding: ((low, high), (low, high)) as a tuple of tuples."""
+  return _convolve(lhs, rhs, padding, precision, preferred_element_type)
+
+
+def _conv_forward(lhs, rhs, padding, precision, preferred_element_type):
+  return _convolve(lhs, rhs, padding, precision, preferred_element_type), (lhs, rhs)
+
+
+def _flip(x):
+  return x[:, ::-1, ::-1]
+
+
+def _conv_backward(padding, precision, preferred_element_type, residuals, cotangent):
+  lhs, rhs = residuals
+  kernel_size = rhs.shape[:2]
+  gradient_padding = tuple((k - 1 - high, k - 1 - low)
+                           for k, (low, high) in zip(kernel_size, padding))
+  lhs_cotangent = _flip(_convolve(_flip(cotangent), rhs.swapaxes(2, 3), gradient_padding,
+                                  precision, lhs.dtype))
+  _, kernel_vjp = jax.vjp(
+      lambda kernel: _convolve(lhs, kernel, padding, precision, preferred_element_type), rhs)
+  (rhs_cotangent,) = kernel_vjp(cotangent)
+  return lhs_cotangent, rhs_cotangent
+
+
+conv.defvjp(_conv_forward, _conv_backward)
