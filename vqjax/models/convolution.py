@@ -15,8 +15,9 @@ slow paths of XLA:CPU (jaxlib 0.10), with the same results.
   kernel larger than its activations  the input gradient reads the kernel flipped with
       its feature axes swapped, a copy XLA:CPU makes with a slow loop (3x3x512x512: 5.4 ms
       against 0.9 ms for the transpose alone). Stride-1 convolutions whose kernel has more
-      entries than their input and output together (the 256- and 512-channel layers on
-      small grids) flip the activations instead (`reversed_input_gradient`).
+      than twice as many entries as their input and output together (the 256- and
+      512-channel layers on small grids) flip the activations instead
+      (`reversed_input_gradient`).
 
 Every other convolution goes to `jax.lax.conv_general_dilated` unchanged. Pass it to Flax as
 `nn.Conv(..., conv_general_dilated=convolution.conv_general_dilated)`.
