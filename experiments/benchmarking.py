@@ -11,8 +11,6 @@ import sys
 import time
 from typing import Callable, Sequence
 
-from vqjax.runner import host_allocator
-
 RESULT_PREFIX = "worker-result: "
 
 
@@ -51,6 +49,8 @@ def worker_environment(threads: int) -> dict:
   frameworks of a comparison alike) unless this process's environment says otherwise.
   Other XLA flags of this process are kept (the tests' unoptimized compilation, a user's
   own)."""
+  # Imported here: vqjax's package imports jax, which the benchmarks' --help must not load.
+  from vqjax.runner import host_allocator
   inherited = [flag for flag in os.environ.get("XLA_FLAGS", "").split()
                if not flag.startswith(_WORKER_OWNED_XLA_FLAGS)]
   flags = inherited + [f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}",
