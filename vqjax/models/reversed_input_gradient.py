@@ -43,37 +43,36 @@ def reversal_is_cheaper(lhs_shape, rhs_shape, padding) -> bool:
   return math.prod(rhs_shape) > 2 * activations
 
 
-def _convolve(lhs, rhs, padding, precision, preferred_element_type):
+def _convolve(lhs, rhs, padding, precision):
   return jax.lax.conv_general_dilated(lhs, rhs, (1, 1), padding, dimension_numbers=_NHWC,
-                                      precision=precision,
-                                      preferred_element_type=preferred_element_type)
+                                      precision=precision)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def conv(lhs, rhs, padding, precision=None, preferred_element_type=None):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv(lhs, rhs, padding, precision=None):
   """jax.lax.conv_general_dilated(lhs, rhs, (1, 1), padding, dimension_numbers=
   ('NHWC', 'HWIO', 'NHWC')) with the input gradient in the flipped-activation form;
-  padding: ((low, high), (low, high)) as a tuple of tuples."""
-  return _convolve(lhs, rhs, padding, precision, preferred_element_type)
+  padding: ((low, high), (low, high)) as a tuple of tuples. lhs and rhs share a dtype,
+  which the output and both gradients keep."""
+  return _convolve(lhs, rhs, padding, precision)
 
 
-def _conv_forward(lhs, rhs, padding, precision, preferred_element_type):
-  return _convolve(lhs, rhs, padding, precision, preferred_element_type), (lhs, rhs)
+def _conv_forward(lhs, rhs, padding, precision):
+  return _convolve(lhs, rhs, padding, precision), (lhs, rhs)
 
 
 def _flip(x):
   return x[:, ::-1, ::-1]
 
 
-def _conv_backward(padding, precision, preferred_element_type, residuals, cotangent):
+def _conv_backward(padding, precision, residuals, cotangent):
   lhs, rhs = residuals
   kernel_size = rhs.shape[:2]
   gradient_padding = tuple((k - 1 - high, k - 1 - low)
                            for k, (low, high) in zip(kernel_size, padding))
   lhs_cotangent = _flip(_convolve(_flip(cotangent), rhs.swapaxes(2, 3), gradient_padding,
-                                  precision, lhs.dtype))
-  _, kernel_vjp = jax.vjp(
-      lambda kernel: _convolve(lhs, kernel, padding, precision, preferred_element_type), rhs)
+                                  precision))
+  _, kernel_vjp = jax.vjp(lambda kernel: _convolve(lhs, kernel, padding, precision), rhs)
   (rhs_cotangent,) = kernel_vjp(cotangent)
   return lhs_cotangent, rhs_cotangent
 
