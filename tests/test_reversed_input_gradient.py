@@ -5,9 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vqjax.models import convolution, reversed_input_gradient
+from vqjax.models import batch_split, convolution, reversed_input_gradient
 
 NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch):
+  """These tests are about the single convolution's path; test_batch_split splits it."""
+  monkeypatch.setattr(batch_split, "host_threads", lambda: 1)
 
 
 def _array(shape, seed, dtype=jnp.float32):

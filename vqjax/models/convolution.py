@@ -29,7 +29,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from vqjax.models import reversed_input_gradient
+from vqjax.models import batch_split, reversed_input_gradient
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -90,6 +90,17 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                 preferred_element_type)
   window_strides = tuple(window_strides or (1, 1))
   padding = _explicit(padding, lhs, rhs, window_strides)
+  parts = batch_split.parts_here(lhs.shape[0], rhs.shape[-1])
+  if parts > 1:
+    return jnp.concatenate(
+        [_plain_conv(lhs[start:stop], rhs, window_strides, padding, precision,
+                     preferred_element_type)
+         for start, stop in batch_split.bounds(lhs.shape[0], parts)], axis=0)
+  return _plain_conv(lhs, rhs, window_strides, padding, precision, preferred_element_type)
+
+
+def _plain_conv(lhs, rhs, window_strides, padding, precision, preferred_element_type):
+  """An NHWC/HWIO convolution (explicit padding) on the path that suits its shapes."""
   if _ones(window_strides) and kernel_exceeds_input(lhs.shape, rhs.shape):
     return _conv_as_matmul(lhs, rhs, padding, precision, preferred_element_type)
   unpadded = [size > 1 and pair == (0, 0) for size, pair in zip(rhs.shape[:2], padding)]
@@ -98,8 +109,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
       and reversed_input_gradient.reversal_is_cheaper(lhs.shape, rhs.shape, padded)):
     out = reversed_input_gradient.conv(lhs, rhs, tuple(padded), precision)
   else:
-    out = _lax(lhs, rhs, window_strides, padded, lhs_dilation, rhs_dilation, dimension_numbers,
-               1, 1, precision, preferred_element_type)
+    out = _lax(lhs, rhs, window_strides, padded, None, None, _NHWC, 1, 1, precision,
+               preferred_element_type)
   height, width = ((size - kernel) // stride + 1 if pad_it else out_size
                    for size, kernel, stride, pad_it, out_size in zip(
                        lhs.shape[1:3], rhs.shape[:2], window_strides, unpadded, out.shape[1:3]))
