@@ -11,7 +11,8 @@ equal up to float rounding.
 
 This is decided when a function is traced: on the CPU backend, from the threads this
 process may run on (XLA sizes its pool from them), and only where the convolution's output
-blocks are fewer than the threads.
+blocks are fewer than the threads. So a run resumed on a machine with another number of
+cores computes the same steps up to float rounding, not bit for bit.
 """
 from __future__ import annotations
 

@@ -19,6 +19,11 @@ slow paths of XLA:CPU (jaxlib 0.10), with the same results.
       512-channel layers on small grids) flip the activations instead
       (`reversed_input_gradient`).
 
+And where a convolution's output channels would leave XLA:CPU's threads idle (YNNPACK
+divides a convolution among threads only by blocks of 64 outputs), it is split over its
+batch into convolutions that XLA runs side by side (`batch_split`; the CPU backend with more
+than one thread only).
+
 Every other convolution goes to `jax.lax.conv_general_dilated` unchanged. Pass it to Flax as
 `nn.Conv(..., conv_general_dilated=convolution.conv_general_dilated)`.
 """
@@ -81,8 +86,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          batch_group_count=1, precision=None, preferred_element_type=None):
   """`jax.lax.conv_general_dilated`, computed as a matrix product where the kernel covers
   more positions than the input, with a cropped extra row and column where a kxk kernel
-  has no padding, and with flipped activations in the input gradient where the kernel
-  outweighs them (see the module docstring)."""
+  has no padding, with flipped activations in the input gradient where the kernel
+  outweighs them, and split over the batch where its outputs leave CPU threads idle (see
+  the module docstring)."""
   if not _is_plain(lhs, rhs, padding, lhs_dilation, rhs_dilation, dimension_numbers,
                    feature_group_count, batch_group_count):
     return _lax(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
