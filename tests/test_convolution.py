@@ -102,3 +102,35 @@ def test_flax_conv_takes_it_with_the_same_parameters():
       ours.init(jax.random.PRNGKey(0), x))
   np.testing.assert_allclose(ours.apply(variables, x), plain.apply(variables, x),
                              rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape,strides,dtype", [
+    ((2, 5, 5, 8), (1, 1), jnp.float32),
+    ((3, 7, 6, 4), (2, 2), jnp.float32),    # strided: every second position
+    ((2, 5, 5, 8), (1, 3), jnp.float32),
+    ((2, 4, 4, 8), (1, 1), jnp.bfloat16),
+])
+def test_unpadded_1x1_kernels_are_a_matmul_equal_to_the_convolution(shape, strides, dtype):
+  x, w = _array(shape, 0).astype(dtype), _array((1, 1, shape[-1], 6), 1).astype(dtype)
+  ours = lambda x, w: convolution.conv_general_dilated(x, w, strides, "VALID",
+                                                       dimension_numbers=NHWC)
+  lax = lambda x, w: jax.lax.conv_general_dilated(x, w, strides, "VALID",
+                                                  dimension_numbers=NHWC)
+  assert "conv_general_dilated" not in _primitives(ours, x, w)
+  assert ours(x, w).dtype == dtype and ours(x, w).shape == lax(x, w).shape
+  tolerance = 1e-5 if dtype == jnp.float32 else 3e-2
+  np.testing.assert_allclose(np.float32(ours(x, w)), np.float32(lax(x, w)), rtol=tolerance,
+                             atol=tolerance)
+  loss = lambda conv: lambda x, w: jnp.sum(jnp.sin(conv(x, w).astype(jnp.float32)))
+  for ours_grad, lax_grad in zip(jax.grad(loss(ours), (0, 1))(x, w),
+                                 jax.grad(loss(lax), (0, 1))(x, w)):
+    assert ours_grad.dtype == lax_grad.dtype
+    np.testing.assert_allclose(np.float32(ours_grad), np.float32(lax_grad),
+                               rtol=tolerance * 4, atol=tolerance * 4)
+
+
+def test_padded_1x1_kernels_stay_convolutions():
+  x, w = _array((2, 4, 4, 3), 0), _array((1, 1, 3, 5), 1)
+  ours = lambda x, w: convolution.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)),
+                                                       dimension_numbers=NHWC)
+  assert "conv_general_dilated" in _primitives(ours, x, w)

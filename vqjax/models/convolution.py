@@ -1,4 +1,4 @@
-"""A drop-in for `jax.lax.conv_general_dilated` that steers three kinds of convolution off
+"""A drop-in for `jax.lax.conv_general_dilated` that steers four kinds of convolution off
 slow paths of XLA:CPU (jaxlib 0.10), with the same results.
 
   kernel larger than the input  XLA's algebraic simplifier swaps the two operands of a
@@ -18,6 +18,9 @@ slow paths of XLA:CPU (jaxlib 0.10), with the same results.
       than twice as many entries as their input and output together (the 256- and
       512-channel layers on small grids) flip the activations instead
       (`reversed_input_gradient`).
+  1x1 kernel  YNNPACK runs an unpadded 1x1 convolution at less than half the speed of the
+      same matrix product on an AVX2 CPU (50 x 17x17x768 to 192, Inception's mixed_6
+      branches: 139 ms against 55 ms); it is computed as that product.
 
 And where a convolution's output channels would leave XLA:CPU's threads idle (YNNPACK
 divides a convolution among threads only by blocks of 64 outputs), it is split over its
@@ -81,11 +84,18 @@ def _conv_as_matmul(lhs, rhs, padding, precision, preferred_element_type):
                  preferred_element_type=preferred_element_type)
 
 
+def _pointwise_as_matmul(lhs, rhs, window_strides, precision, preferred_element_type):
+  """The unpadded 1x1 NHWC/HWIO convolution: the strided positions' channels @ kernel."""
+  rows, columns = window_strides
+  return jnp.dot(lhs[:, ::rows, ::columns], rhs[0, 0], precision=precision,
+                 preferred_element_type=preferred_element_type)
+
+
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
                          batch_group_count=1, precision=None, preferred_element_type=None):
-  """`jax.lax.conv_general_dilated`, computed as a matrix product where the kernel covers
-  more positions than the input, with a cropped extra row and column where a kxk kernel
+  """`jax.lax.conv_general_dilated`, computed as a matrix product for an unpadded 1x1
+  kernel and where the kernel covers more positions than the input, with a cropped extra row and column where a kxk kernel
   has no padding, with flipped activations in the input gradient where the kernel
   outweighs them, and split over the batch where its outputs leave CPU threads idle (see
   the module docstring)."""
@@ -96,6 +106,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                 preferred_element_type)
   window_strides = tuple(window_strides or (1, 1))
   padding = _explicit(padding, lhs, rhs, window_strides)
+  if rhs.shape[:2] == (1, 1) and all(pair == (0, 0) for pair in padding):
+    return _pointwise_as_matmul(lhs, rhs, window_strides, precision, preferred_element_type)
   parts = batch_split.parts_here(lhs.shape[0], rhs.shape[-1])
   if parts > 1:
     return jnp.concatenate(
