@@ -60,3 +60,36 @@ def test_errors_name_the_problem():
     pooling.max_pool(x, (5, 5), (1, 1))
   with pytest.raises(ValueError, match="must not be negative"):
     pooling.max_pool(x, (2, 2), (1, 1), ((0, -1), (0, 0)))
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("shape,window,strides,padding", CASES)
+def test_avg_pool_values_and_gradients_equal_nn_avg_pool(shape, window, strides, padding,
+                                                         count_include_pad):
+  x = _inputs(shape)
+  ours = jax.jit(lambda x: pooling.avg_pool(x, window, strides, padding,
+                                            count_include_pad=count_include_pad))
+  flax_pool = lambda x: nn.avg_pool(x, window, strides, padding,
+                                    count_include_pad=count_include_pad)
+  chex.assert_trees_all_close(ours(x), flax_pool(x), atol=1e-6, rtol=1e-6)
+  weights = _inputs(flax_pool(x).shape, seed=1)
+  loss = lambda pool: lambda x: jnp.sum(pool(x) * weights)
+  chex.assert_trees_all_close(jax.grad(loss(ours))(x), jax.grad(loss(flax_pool))(x),
+                              atol=1e-6, rtol=1e-6)
+
+
+def test_avg_pool_without_padding_counts_only_the_inside():
+  x = jnp.ones((1, 3, 3, 1))
+  chex.assert_trees_all_close(
+      pooling.avg_pool(x, (3, 3), (1, 1), "SAME", count_include_pad=False), x)
+  corner = pooling.avg_pool(x, (3, 3), (1, 1), "SAME")[0, 0, 0, 0]  # 4 of 9 inside
+  np.testing.assert_allclose(corner, 4 / 9, rtol=1e-6)
+
+
+def test_avg_pool_errors_name_the_problem():
+  with pytest.raises(ValueError, match="avg_pool: window"):
+    pooling.avg_pool(_inputs((2, 4, 4, 3)), (2,), (1, 1))
+  with pytest.raises(ValueError, match="avg_pool: padding"):
+    pooling.avg_pool(_inputs((2, 4, 4, 3)), (2, 2), (1, 1), ((-1, 0), (0, 0)))
+  with pytest.raises(ValueError, match="larger than the padded input"):
+    pooling.avg_pool(_inputs((2, 2, 2, 3)), (3, 3))

@@ -10,8 +10,9 @@ Its TF quirks are kept: every conv is followed by batch norm with epsilon 1e-3 a
 (only beta), then ReLU; the 3x3 average pools of blocks A, C and the first E do not count
 the padding; the second E block (mixed_10) max-pools instead.
 Convs go through `convolution.conv_general_dilated`: the unpadded ones run 2.5-4.5x
-faster on XLA:CPU with a cropped extra row and column of padding (the same numbers); max
-pools are `pooling.max_pool` (the same numbers, 2-4% faster on XLA:CPU).
+faster on XLA:CPU with a cropped extra row and column of padding (the same numbers), the
+1x1 ones are matrix products; max and average pools are `pooling.max_pool` and
+`pooling.avg_pool` (the same numbers, faster on XLA:CPU than `reduce_window`).
 
 Resizing conventions (`resize`):
   'tf1'  TF 1.x `resize_bilinear` (align_corners=False, no half-pixel centers, no
@@ -102,7 +103,7 @@ class ConvBN(nn.Module):
 
 
 def _average_pool_without_padding(x):
-  return nn.avg_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1)), count_include_pad=False)
+  return pooling.avg_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1)), count_include_pad=False)
 
 
 def _max_pool_same(x):
