@@ -95,10 +95,10 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
                          batch_group_count=1, precision=None, preferred_element_type=None):
   """`jax.lax.conv_general_dilated`, computed as a matrix product for an unpadded 1x1
-  kernel and where the kernel covers more positions than the input, with a cropped extra row and column where a kxk kernel
-  has no padding, with flipped activations in the input gradient where the kernel
-  outweighs them, and split over the batch where its outputs leave CPU threads idle (see
-  the module docstring)."""
+  kernel and where the kernel covers more positions than the input, with a cropped extra
+  row and column where a kxk kernel has no padding, with flipped activations in the input
+  gradient where the kernel outweighs them, and split over the batch where its outputs
+  leave CPU threads idle (see the module docstring)."""
   if not _is_plain(lhs, rhs, padding, lhs_dilation, rhs_dilation, dimension_numbers,
                    feature_group_count, batch_group_count):
     return _lax(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
