@@ -1,9 +1,9 @@
 r"""The prior table: class-conditional priors over one tokenizer's grids, each sampled with
 several settings, measured by generation FID (and IS where the Inception weights have a
 classifier) of --fid_samples decoded samples against the test split, beside the prior's
-test NLL (causal priors) or masked-token NLL (MaskGIT), and the images/s of drawing and
-decoding those samples SAMPLING_BATCH (64) at a time (the first batch, which compiles, and
-the Inception pass excluded).
+test NLL (causal priors: nats per token and bits per image dimension) or masked-token
+NLL (MaskGIT), and the images/s of drawing and decoding those samples SAMPLING_BATCH (64)
+at a time (the first batch, which compiles, and the Inception pass excluded).
 
 Three priors train over --tokenizer_workdir's grids, in <workdir>/<prior>: the causal
 transformer, the MaskGIT prior and the gated PixelCNN (configs by --dataset: mnist's
@@ -72,7 +72,8 @@ ROWS_DIR = "rows"
 TABLE_FILE = "table.md"
 SAMPLING_BATCH = 64  # the FID's samples are drawn (and their throughput timed) 64 at a time
 COLUMNS = (("fid", "FID", "{:.2f}"), ("inception_score", "IS", "{:.2f}"),
-           ("nll", "test NLL nats/token", "{:.3f}"), ("fid_samples", "samples", "{:.0f}"),
+           ("nll", "test NLL nats/token", "{:.3f}"),
+           ("bits_per_dim", "test NLL bits/dim", "{:.4f}"), ("fid_samples", "samples", "{:.0f}"),
            ("sampling_images_per_second", f"images/s sampled, batch {SAMPLING_BATCH}",
             "{:.1f}"))
 
@@ -123,6 +124,7 @@ def row_results(row: str, evaluation) -> dict:
   return {"row": row, "prior": prior, "settings": settings, "step": evaluation.step,
           "fid": metrics["fid"], "fid_samples": metrics["fid_samples"],
           "inception_score": metrics.get("inception_score"), "nll": nll,
+          "bits_per_dim": metrics.get("bits_per_dim"),
           "sampling_images_per_second": metrics.get("sampling_images_per_second"),
           "nll_kind": "exact" if "nll_nats_per_token" in metrics else "masked at ratio 0.5",
           "samples_png": os.path.join(evaluation.directory, "samples.png")}

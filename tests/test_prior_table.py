@@ -50,6 +50,7 @@ def test_rows_share_their_prior_and_resume(tokenizer_workdir, tmp_path, capsys):
   assert [r["row"] for r in results] == rows
   assert all(r["fid"] > 0 and r["fid_samples"] == 4 and r["nll_kind"] == "exact"
              for r in results)
+  assert all(r["bits_per_dim"] > 0 for r in results)
   saved = json.loads((tmp_path / "rows" / "transformer_s2.json").read_text())
   assert saved == results[1] and saved["settings"] == {"guidance_scale": 2.0}
   # Each row's evaluation has its own directory with its samples.
@@ -74,7 +75,20 @@ def test_a_maskgit_row_reads_its_masked_nll():
   assert (result["nll"], result["nll_kind"], result["prior"]) == (1.25, "masked at ratio 0.5",
                                                                   "maskgit")
   assert prior_table.table_markdown([result]).splitlines()[-1] == (
-      "| maskgit, T = 4, guidance s = 2.0 | 12.50 | - | 1.250 (masked, r = 0.5) | 100 | 31.2 |")
+      "| maskgit, T = 4, guidance s = 2.0 | 12.50 | - | 1.250 (masked, r = 0.5) | - | 100 | 31.2 |")
+
+
+def test_a_causal_row_reports_its_nll_in_nats_per_token_and_bits_per_dim():
+  evaluation = types.SimpleNamespace(step=3, directory="/w/transformer/evaluations/step_3",
+                                     metrics={"fid": 40.0, "fid_samples": 2000.0,
+                                              "inception_score": 5.5,
+                                              "nll_nats_per_token": 4.6,
+                                              "bits_per_dim": 0.138,
+                                              "sampling_images_per_second": 90.0})
+  result = prior_table.row_results("transformer_s2", evaluation)
+  assert (result["nll"], result["bits_per_dim"], result["nll_kind"]) == (4.6, 0.138, "exact")
+  assert prior_table.table_markdown([result]).splitlines()[-1] == (
+      "| transformer, guidance s = 2.0 | 40.00 | 5.50 | 4.600 | 0.1380 | 2000 | 90.0 |")
 
 
 def test_unknown_rows_are_usage_errors():
