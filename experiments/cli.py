@@ -138,26 +138,33 @@ class ConsoleFormatter(logging.Formatter):
     return f"{stamp} {level}{super().format(record)}"
 
 
-def define_sampling_flags(*, temperature: float | None) -> None:
-  """The sampler's flags (SAMPLING_FLAGS) of experiments.sample and evaluate; temperature:
-  its default (None: the prior's config decides; guidance_ramp then too)."""
+def define_sampling_flags(*, temperature: float | None,
+                          flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """The sampler's flags (SAMPLING_FLAGS, and --steps for --maskgit_steps) of
+  experiments.sample and evaluate; temperature: its default (None: the prior's config
+  decides; guidance_ramp then too)."""
   flags.DEFINE_float("temperature", temperature, "Softmax temperature (0: greedy)"
-                     + ("." if temperature is not None else "; default: the config's."))
-  flags.DEFINE_integer("top_k", None, "Sample only from the k most likely tokens.")
-  flags.DEFINE_float("top_p", None, "Sample only from the nucleus of this probability mass.")
+                     + ("." if temperature is not None else "; default: the config's."),
+                     flag_values=flag_values)
+  flags.DEFINE_integer("top_k", None, "Sample only from the k most likely tokens.",
+                       flag_values=flag_values)
+  flags.DEFINE_float("top_p", None, "Sample only from the nucleus of this probability mass.",
+                     flag_values=flag_values)
   flags.DEFINE_float("guidance_scale", None, "Classifier-free guidance scale s: uncond + s * "
                      "(cond - uncond); 1 is plain conditional sampling (priors trained with "
-                     "config.model.label_dropout_rate > 0).")
+                     "config.model.label_dropout_rate > 0).", flag_values=flag_values)
   flags.DEFINE_bool("guidance_ramp", None if temperature is None else False,
                     "Ramp the guidance scale linearly from 1 over the positions (MaskGIT: "
-                    "the steps).")
+                    "the steps).", flag_values=flag_values)
   flags.DEFINE_integer("maskgit_steps", None, "MaskGIT priors: parallel decoding steps "
-                       "(default 8).")
+                       "(default 8); --steps is the same flag.", flag_values=flag_values)
+  flags.DEFINE_alias("steps", "maskgit_steps", flag_values=flag_values)
   flags.DEFINE_float("choice_temperature", None, "MaskGIT priors: the Gumbel temperature of "
-                     "which tokens to keep, annealed to 0 (default 4.5).")
+                     "which tokens to keep, annealed to 0 (default 4.5).",
+                     flag_values=flag_values)
 
 
-def sampling_flags_given() -> dict:
+def sampling_flags_given(flag_values: flags.FlagValues = flags.FLAGS) -> dict:
   """{name: value} of the sampling flags set on the command line."""
-  return {name: flags.FLAGS[name].value for name in SAMPLING_FLAGS
-          if flags.FLAGS[name].present}
+  return {name: flag_values[name].value for name in SAMPLING_FLAGS
+          if flag_values[name].present}

@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from absl import app
+from absl import app, flags
 import pytest
 
 from experiments import cli
@@ -89,3 +89,18 @@ def test_the_quiet_console_keeps_own_lines_and_warnings():
                                 "Given directory is read only=%s"))
   line = cli.ConsoleFormatter().format(record("x.py", logging.WARNING, "careful"))
   assert re.fullmatch(r"\d\d:\d\d:\d\d WARNING: careful", line)
+
+
+def test_steps_is_the_maskgit_steps_flag_and_counts_as_given():
+  flag_values = flags.FlagValues()
+  cli.define_sampling_flags(temperature=None, flag_values=flag_values)
+  flag_values(["sample", "--steps=12", "--guidance_scale=2"])
+  assert flag_values.maskgit_steps == 12
+  assert cli.sampling_flags_given(flag_values) == {"maskgit_steps": 12, "guidance_scale": 2.0}
+
+
+def test_no_sampling_flags_given_is_empty():
+  flag_values = flags.FlagValues()
+  cli.define_sampling_flags(temperature=1.0, flag_values=flag_values)
+  flag_values(["sample"])
+  assert flag_values.temperature == 1.0 and cli.sampling_flags_given(flag_values) == {}
