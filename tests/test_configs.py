@@ -22,7 +22,9 @@ PRIOR_TOKENIZERS = {"prior_digits": "digits", "prior_mnist": "mnist",
                     "prior_mnist_pixelcnn": "mnist", "prior_cifar10": "cifar10",
                     "prior_mnist_maskgit": "mnist", "prior_cifar10_maskgit": "cifar10",
                     "prior_vqvae2_top": "vqvae2_imagenet256",
-                    "prior_vqvae2_bottom": "vqvae2_imagenet256"}
+                    "prior_vqvae2_bottom": "vqvae2_imagenet256",
+                    "prior_digits_maskgit": "digits",
+                    "prior_imagenet256_maskgit": "vqgan_imagenet256_f16"}
 # Stored image shapes of the datasets the configs name (image_size overrides the side).
 SHAPES = {"vqjax_digits": (8, 8, 1), "mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1),
           "cifar10": (32, 32, 3), "cifar10_jpeg": (32, 32, 3), "imagenet2012": (None, None, 3)}
@@ -102,6 +104,26 @@ def test_the_paper_configs():
   assert mnist.data.data_dir == "../shared/tfds" and mnist.model.quantizer.codebook_size <= 512
   digits = importlib.import_module("experiments.configs.digits").get_config()
   assert digits.data.dataset == "vqjax_digits" and digits.data.download
+
+
+def test_the_imagenet_maskgit_config_has_maskgits_sizes():
+  config = importlib.import_module("experiments.configs.prior_imagenet256_maskgit").get_config()
+  model = config.model
+  assert (model.name, model.num_layers, model.embed_dim, model.num_heads, model.mlp_ratio,
+          model.num_classes, model.label_dropout_rate) == ("maskgit", 24, 768, 16, 4, 1000, 0.1)
+  assert (config.data.batch_size, config.optimizer.learning_rate, config.optimizer.b2,
+          config.train.label_smoothing, config.train.maskgit_steps,
+          config.train.num_steps) == (256, 1e-4, 0.96, 0.1, 8, 300 * 1_281_167 // 256)
+  tokenizer = importlib.import_module("experiments.configs.vqgan_imagenet256_f16").get_config()
+  assert _token_grids(tokenizer) == [(16, 16)]
+  prior = build.build_prior(model, codebook_size=tokenizer.model.quantizer.codebook_size,
+                            grid_shape=(16, 16), condition_codebook_size=0)
+  grids, labels = (jax.ShapeDtypeStruct((2, 16, 16), jnp.int32),
+                   jax.ShapeDtypeStruct((2,), jnp.int32))
+  variables = jax.eval_shape(
+      lambda grids, labels: prior.init(jax.random.key(0), grids, labels=labels, train=False),
+      grids, labels)
+  assert sum(leaf.size for leaf in jax.tree.leaves(variables)) == 172_480_000
 
 
 @pytest.mark.parametrize("local,kernel", [(False, 4), (True, 4), (True, 3)])
