@@ -185,6 +185,8 @@ def test_the_quantizer_table_rows(row):
   assert 1000 <= num_codes ** levels <= 1024
   assert (config.model.hidden_channels, config.model.residual_channels,
           config.data.batch_size, config.train.num_steps) == (128, 32, 32, 10_000)
+  weights = config.train.quantizer_loss_weights
+  assert weights == ({"entropy_loss": 0.1, "commitment_loss": 0.25} if row == "lfq" else None)
   tiny = sonnet.get_config(f"tiny,quantizer={row}")  # the shrink keeps the row's quantizer
   assert tiny.model.quantizer == config.model.quantizer and tiny.model.hidden_channels == 16
   assert _token_grids(tiny) == [(8, 8)]
