@@ -163,6 +163,19 @@ def get_maskgit_prior_config() -> ml_collections.ConfigDict:
   return config
 
 
+# The training schedule a MaskGIT config takes from its causal sibling (take_schedule).
+SCHEDULE_FIELDS = ("num_steps", "log_every_steps", "checkpoint_every_steps",
+                   "eval_every_steps", "num_samples")
+
+
+def take_schedule(config: ml_collections.ConfigDict,
+                  source: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Sets config.train's SCHEDULE_FIELDS to source.train's (a MaskGIT prior trained on its
+  causal sibling's steps); returns config."""
+  config.train.update({name: source.train[name] for name in SCHEDULE_FIELDS})
+  return config
+
+
 def shrink_prior(config: ml_collections.ConfigDict, *, num_steps: int = 20,
                  batch_size: int = 32) -> ml_collections.ConfigDict:
   """The 'tiny' switch of a prior config: a test-sized model, a few small-batch steps."""

@@ -24,11 +24,7 @@ def get_config(arg: str | None = None):
   config.data = causal.data
   if args.cpu:
     config.optimizer.learning_rate = causal.optimizer.learning_rate
-  config.train.update(num_steps=causal.train.num_steps,
-                      log_every_steps=causal.train.log_every_steps,
-                      checkpoint_every_steps=causal.train.checkpoint_every_steps,
-                      eval_every_steps=causal.train.eval_every_steps,
-                      num_samples=causal.train.num_samples)
+  default.take_schedule(config, causal)
   if args.tiny:
     default.shrink_prior(config)
     config.data.update(train_split="train[:2%]", eval_split="test[:2%]")

@@ -25,11 +25,7 @@ def get_config(arg: str | None = None):
                       num_classes=digits.model.num_classes)
   config.data = digits.data
   config.optimizer = digits.optimizer
-  config.train.update(num_steps=digits.train.num_steps,
-                      log_every_steps=digits.train.log_every_steps,
-                      checkpoint_every_steps=digits.train.checkpoint_every_steps,
-                      eval_every_steps=digits.train.eval_every_steps,
-                      num_samples=digits.train.num_samples)
+  default.take_schedule(config, digits)
   if args.tiny:
     default.shrink_prior(config)
   return config

@@ -24,8 +24,5 @@ def get_config(arg: str | None = None):
                       num_classes=10)
   config.data = mnist.data
   config.optimizer = mnist.optimizer
-  config.train.update(num_steps=mnist.train.num_steps,
-                      log_every_steps=mnist.train.log_every_steps,
-                      checkpoint_every_steps=mnist.train.checkpoint_every_steps,
-                      num_samples=mnist.train.num_samples)
+  default.take_schedule(config, mnist)
   return prior_mnist.shrink(config) if args.tiny else config
