@@ -5,15 +5,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vqjax.models import batch_split, convolution, reversed_input_gradient
+from vqjax.models import (batch_split, convolution, eigen_kernel_gradient,
+                          reversed_input_gradient)
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 @pytest.fixture(autouse=True)
 def _one_thread(monkeypatch):
-  """These tests are about the single convolution's path; test_batch_split splits it."""
+  """These tests are about the single convolution's path; test_batch_split splits it, and
+  test_eigen_kernel_gradient takes the kernel gradient to Eigen."""
   monkeypatch.setattr(batch_split, "host_threads", lambda: 1)
+  monkeypatch.setattr(eigen_kernel_gradient, "preferred_here", lambda: False)
 
 
 def _array(shape, seed, dtype=jnp.float32):

@@ -37,7 +37,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from vqjax.models import batch_split, reversed_input_gradient
+from vqjax.models import batch_split, eigen_kernel_gradient, reversed_input_gradient
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -123,8 +123,14 @@ def _plain_conv(lhs, rhs, window_strides, padding, precision, preferred_element_
     return _conv_as_matmul(lhs, rhs, padding, precision, preferred_element_type)
   unpadded = [size > 1 and pair == (0, 0) for size, pair in zip(rhs.shape[:2], padding)]
   padded = [(0, 1) if pad_it else pair for pad_it, pair in zip(unpadded, padding)]
-  if (_ones(window_strides) and preferred_element_type is None and lhs.dtype == rhs.dtype
-      and reversed_input_gradient.reversal_is_cheaper(lhs.shape, rhs.shape, padded)):
+  custom_gradients = (_ones(window_strides) and preferred_element_type is None
+                      and lhs.dtype == rhs.dtype)
+  reverse = custom_gradients and reversed_input_gradient.reversal_is_cheaper(
+      lhs.shape, rhs.shape, padded)
+  if (custom_gradients and eigen_kernel_gradient.preferred_here()
+      and eigen_kernel_gradient.routable(lhs.shape, rhs.shape, tuple(padded), lhs.dtype)):
+    out = eigen_kernel_gradient.conv(lhs, rhs, tuple(padded), precision, reverse)
+  elif reverse:
     out = reversed_input_gradient.conv(lhs, rhs, tuple(padded), precision)
   else:
     out = _lax(lhs, rhs, window_strides, padded, None, None, _NHWC, 1, 1, precision,

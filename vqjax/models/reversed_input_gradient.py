@@ -65,13 +65,17 @@ def _flip(x):
   return x[:, ::-1, ::-1]
 
 
+def input_gradient(rhs, cotangent, padding, precision=None):
+  """dx of the stride-1 convolution with kernel rhs and padding, given dy: the flipped-
+  activation form flip(corr(flip(dy), K^T))."""
+  gradient_padding = tuple((k - 1 - high, k - 1 - low)
+                           for k, (low, high) in zip(rhs.shape[:2], padding))
+  return _flip(_convolve(_flip(cotangent), rhs.swapaxes(2, 3), gradient_padding, precision))
+
+
 def _conv_backward(padding, precision, residuals, cotangent):
   lhs, rhs = residuals
-  kernel_size = rhs.shape[:2]
-  gradient_padding = tuple((k - 1 - high, k - 1 - low)
-                           for k, (low, high) in zip(kernel_size, padding))
-  lhs_cotangent = _flip(_convolve(_flip(cotangent), rhs.swapaxes(2, 3), gradient_padding,
-                                  precision))
+  lhs_cotangent = input_gradient(rhs, cotangent, padding, precision)
   _, kernel_vjp = jax.vjp(lambda kernel: _convolve(lhs, kernel, padding, precision), rhs)
   (rhs_cotangent,) = kernel_vjp(cotangent)
   return lhs_cotangent, rhs_cotangent
