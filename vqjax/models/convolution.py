@@ -1,5 +1,5 @@
-"""A drop-in for `jax.lax.conv_general_dilated` that steers four kinds of convolution off
-slow paths of XLA:CPU (jaxlib 0.10), with the same results.
+"""A drop-in for `jax.lax.conv_general_dilated` that steers convolutions and their gradients
+off slow paths of XLA:CPU (jaxlib 0.10), with the same results.
 
   kernel larger than the input  XLA's algebraic simplifier swaps the two operands of a
       convolution whose kernel covers more positions than the input has (a 3x3 kernel on
@@ -21,6 +21,10 @@ slow paths of XLA:CPU (jaxlib 0.10), with the same results.
   1x1 kernel  YNNPACK runs an unpadded 1x1 convolution at less than half the speed of the
       same matrix product on an AVX2 CPU (50 x 17x17x768 to 192, Inception's mixed_6
       branches: 139 ms against 55 ms); it is computed as that product.
+
+On x86 CPUs without AVX-512 (or as VQJAX_KERNEL_GRADIENT says), the kernel gradient of a
+stride-1 float32 convolution is compiled so that XLA:CPU gives it to Eigen, which runs it
+at about twice YNNPACK's speed there (`eigen_kernel_gradient`).
 
 And where a convolution's output channels would leave XLA:CPU's threads idle (YNNPACK
 divides a convolution among threads only by blocks of 64 outputs), it is split over its
@@ -97,8 +101,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   """`jax.lax.conv_general_dilated`, computed as a matrix product for an unpadded 1x1
   kernel and where the kernel covers more positions than the input, with a cropped extra
   row and column where a kxk kernel has no padding, with flipped activations in the input
-  gradient where the kernel outweighs them, and split over the batch where its outputs
-  leave CPU threads idle (see the module docstring)."""
+  gradient where the kernel outweighs them, with the kernel gradient on Eigen where that
+  is faster, and split over the batch where its outputs leave CPU threads idle (see the
+  module docstring)."""
   if not _is_plain(lhs, rhs, padding, lhs_dilation, rhs_dilation, dimension_numbers,
                    feature_group_count, batch_group_count):
     return _lax(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
