@@ -54,6 +54,21 @@ def test_values_and_both_gradients_equal_lax(input_shape, kernel, padding,
     np.testing.assert_allclose(ours_grad, lax_grad, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("parts", [2, 3])
+def test_parts_of_the_batch_give_the_same_values_and_gradients(parts):
+  x, w = _array((5, 8, 8, 16), 0), _array((3, 3, 16, 8), 1)
+  padding = ((1, 1), (1, 1))
+  ours = jax.jit(lambda x, w: eigen_kernel_gradient.conv(x, w, padding, None, False, parts))
+  lax = lambda x, w: _lax(x, w, padding)
+  np.testing.assert_allclose(ours(x, w), lax(x, w), rtol=1e-5, atol=1e-5)
+  for ours_grad, lax_grad in zip(jax.grad(_sum_of_sines(ours), (0, 1))(x, w),
+                                 jax.grad(_sum_of_sines(lax), (0, 1))(x, w)):
+    np.testing.assert_allclose(ours_grad, lax_grad, rtol=1e-4, atol=1e-4)
+  # per part a convolution and its input gradient, one kernel gradient for the whole batch
+  jaxpr = str(jax.make_jaxpr(jax.grad(_sum_of_sines(ours), 1))(x, w))
+  assert jaxpr.count("conv_general_dilated[") == 2 * parts + 1
+
+
 def _entry_convolution_windows(compiled_text):
   """Window sizes of the convolutions XLA left outside its fusions (Eigen's, on the CPU)."""
   entry = compiled_text[compiled_text.index("ENTRY"):]
@@ -122,6 +137,21 @@ def test_an_unknown_choice_names_the_variable_and_the_fix(monkeypatch):
       eigen_kernel_gradient._choice()
   finally:
     eigen_kernel_gradient._choice.cache_clear()
+
+
+def test_the_drop_in_splits_the_batch_inside_with_spare_threads(monkeypatch):
+  monkeypatch.setattr(eigen_kernel_gradient, "preferred_here", lambda: True)
+  monkeypatch.setattr(batch_split, "host_threads", lambda: 2)
+  x, w = _array((4, 8, 8, 8), 0), _array((3, 3, 8, 8), 1)
+  conv = lambda x, w: convolution.conv_general_dilated(x, w, (1, 1), "SAME",
+                                                       dimension_numbers=NHWC)
+  assert str(jax.make_jaxpr(conv)(x, w)).count("custom_vjp_call") == 1
+  # two parts: a convolution and an input gradient each, one kernel gradient
+  jaxpr = str(jax.make_jaxpr(jax.grad(_sum_of_sines(conv), 1))(x, w))
+  assert jaxpr.count("conv_general_dilated[") == 5
+  expected = jax.grad(_sum_of_sines(lambda x, w: _lax(x, w, "SAME")), 1)(x, w)
+  np.testing.assert_allclose(jax.grad(_sum_of_sines(conv), 1)(x, w), expected,
+                             rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("preferred", [True, False])

@@ -114,29 +114,48 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   if rhs.shape[:2] == (1, 1) and all(pair == (0, 0) for pair in padding):
     return _pointwise_as_matmul(lhs, rhs, window_strides, precision, preferred_element_type)
   parts = batch_split.parts_here(lhs.shape[0], rhs.shape[-1])
-  if parts > 1:
+  if parts > 1 and not _eigen_kernel_gradient(lhs, rhs, window_strides, padding,
+                                              preferred_element_type):
     return jnp.concatenate(
         [_plain_conv(lhs[start:stop], rhs, window_strides, padding, precision,
                      preferred_element_type)
          for start, stop in batch_split.bounds(lhs.shape[0], parts)], axis=0)
-  return _plain_conv(lhs, rhs, window_strides, padding, precision, preferred_element_type)
+  return _plain_conv(lhs, rhs, window_strides, padding, precision, preferred_element_type,
+                     parts)
 
 
-def _plain_conv(lhs, rhs, window_strides, padding, precision, preferred_element_type):
-  """An NHWC/HWIO convolution (explicit padding) on the path that suits its shapes."""
+def _cropped_row_and_column(rhs, padding):
+  """Which spatial axes of a kxk kernel have no padding, and the padding with one extra
+  high row or column there (YNNPACK's unpadded path is slow; the extra output is cropped)."""
+  unpadded = [size > 1 and pair == (0, 0) for size, pair in zip(rhs.shape[:2], padding)]
+  return unpadded, tuple((0, 1) if pad_it else tuple(pair)
+                         for pad_it, pair in zip(unpadded, padding))
+
+
+def _eigen_kernel_gradient(lhs, rhs, window_strides, padding, preferred_element_type) -> bool:
+  """Whether this convolution's kernel gradient goes to Eigen (eigen_kernel_gradient)."""
+  if not (_ones(window_strides) and preferred_element_type is None
+          and lhs.dtype == rhs.dtype) or kernel_exceeds_input(lhs.shape, rhs.shape):
+    return False
+  _, padded = _cropped_row_and_column(rhs, padding)
+  return (eigen_kernel_gradient.preferred_here()
+          and eigen_kernel_gradient.routable(lhs.shape, rhs.shape, padded, lhs.dtype))
+
+
+def _plain_conv(lhs, rhs, window_strides, padding, precision, preferred_element_type,
+                parts=1):
+  """An NHWC/HWIO convolution (explicit padding) on the path that suits its shapes; parts
+  > 1 only where its kernel gradient goes to Eigen, which splits it inside."""
   if _ones(window_strides) and kernel_exceeds_input(lhs.shape, rhs.shape):
     return _conv_as_matmul(lhs, rhs, padding, precision, preferred_element_type)
-  unpadded = [size > 1 and pair == (0, 0) for size, pair in zip(rhs.shape[:2], padding)]
-  padded = [(0, 1) if pad_it else pair for pad_it, pair in zip(unpadded, padding)]
-  custom_gradients = (_ones(window_strides) and preferred_element_type is None
-                      and lhs.dtype == rhs.dtype)
-  reverse = custom_gradients and reversed_input_gradient.reversal_is_cheaper(
-      lhs.shape, rhs.shape, padded)
-  if (custom_gradients and eigen_kernel_gradient.preferred_here()
-      and eigen_kernel_gradient.routable(lhs.shape, rhs.shape, tuple(padded), lhs.dtype)):
-    out = eigen_kernel_gradient.conv(lhs, rhs, tuple(padded), precision, reverse)
+  unpadded, padded = _cropped_row_and_column(rhs, padding)
+  reverse = (_ones(window_strides) and preferred_element_type is None
+             and lhs.dtype == rhs.dtype
+             and reversed_input_gradient.reversal_is_cheaper(lhs.shape, rhs.shape, padded))
+  if _eigen_kernel_gradient(lhs, rhs, window_strides, padding, preferred_element_type):
+    out = eigen_kernel_gradient.conv(lhs, rhs, padded, precision, reverse, parts)
   elif reverse:
-    out = reversed_input_gradient.conv(lhs, rhs, tuple(padded), precision)
+    out = reversed_input_gradient.conv(lhs, rhs, padded, precision)
   else:
     out = _lax(lhs, rhs, window_strides, padded, None, None, _NHWC, 1, 1, precision,
                preferred_element_type)

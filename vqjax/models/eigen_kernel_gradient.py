@@ -29,7 +29,7 @@ import os
 import jax
 import jax.numpy as jnp
 
-from vqjax.models import reversed_input_gradient
+from vqjax.models import batch_split, reversed_input_gradient
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 # x [N, H, W, C] read with C as the batch and N as the feature axis; dy [N, H, W, O] as a
@@ -115,29 +115,49 @@ def _convolve(lhs, rhs, padding, precision):
                                       precision=precision)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def conv(lhs, rhs, padding, precision=None, reverse_input_gradient=False):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def conv(lhs, rhs, padding, precision=None, reverse_input_gradient=False, batch_parts=1):
   """jax.lax.conv_general_dilated(lhs, rhs, (1, 1), padding, dimension_numbers=
   ('NHWC', 'HWIO', 'NHWC')) whose kernel gradient is `kernel_gradient`; the input gradient
-  is JAX's, or `reversed_input_gradient`'s where reverse_input_gradient. padding: a tuple
-  of (low, high) pairs; take it only where `routable`."""
-  return _convolve(lhs, rhs, padding, precision)
+  is JAX's, or `reversed_input_gradient`'s where reverse_input_gradient. batch_parts > 1
+  computes the convolution and its input gradient per part of the batch (`batch_split`),
+  the kernel gradient once. padding: a tuple of (low, high) pairs; take it only where
+  `routable`."""
+  return _convolution_per_part(lhs, rhs, padding, precision, batch_parts)
 
 
-def _conv_forward(lhs, rhs, padding, precision, reverse_input_gradient):
-  return _convolve(lhs, rhs, padding, precision), (lhs, rhs)
+def _convolution_per_part(lhs, rhs, padding, precision, batch_parts):
+  return _per_part(lambda x: _convolve(x, rhs, padding, precision), lhs, batch_parts)
 
 
-def _conv_backward(padding, precision, reverse_input_gradient, residuals, cotangent):
-  lhs, rhs = residuals
+def _per_part(function, batch, parts):
+  if parts == 1:
+    return function(batch)
+  return jnp.concatenate([function(batch[start:stop])
+                          for start, stop in batch_split.bounds(batch.shape[0], parts)])
+
+
+def _conv_forward(lhs, rhs, padding, precision, reverse_input_gradient, batch_parts):
+  return _convolution_per_part(lhs, rhs, padding, precision, batch_parts), (lhs, rhs)
+
+
+def _input_gradient(rhs, cotangent, padding, precision, reverse_input_gradient):
   if reverse_input_gradient:
-    lhs_cotangent = reversed_input_gradient.input_gradient(rhs, cotangent, padding, precision)
-  else:
-    _, input_vjp = jax.vjp(lambda x: _convolve(x, rhs, padding, precision), lhs)
-    (lhs_cotangent,) = input_vjp(cotangent)
+    return reversed_input_gradient.input_gradient(rhs, cotangent, padding, precision)
+  lhs_shape = reversed_input_gradient.input_shape(cotangent.shape, rhs.shape, padding)
+  transpose = jax.linear_transpose(lambda x: _convolve(x, rhs, padding, precision),
+                                   jax.ShapeDtypeStruct(lhs_shape, rhs.dtype))
+  return transpose(cotangent)[0]
+
+
+def _conv_backward(padding, precision, reverse_input_gradient, batch_parts, residuals,
+                   cotangent):
+  lhs, rhs = residuals
+  lhs_cotangent = _per_part(
+      lambda dy: _input_gradient(rhs, dy, padding, precision, reverse_input_gradient),
+      cotangent, batch_parts)
   rhs_cotangent = kernel_gradient(lhs, cotangent, rhs.shape[:2], padding, precision)
-  return lhs_cotangent, rhs_cotangent.astype(rhs.dtype)
+  return lhs_cotangent.astype(lhs.dtype), rhs_cotangent.astype(rhs.dtype)
 
 
 conv.defvjp(_conv_forward, _conv_backward)
-

@@ -33,6 +33,13 @@ def output_shape(lhs_shape, rhs_shape, padding) -> tuple[int, ...]:
   return (lhs_shape[0], *spatial, rhs_shape[3])
 
 
+def input_shape(output_shape, rhs_shape, padding) -> tuple[int, ...]:
+  """The NHWC input shape of a stride-1 convolution with this output and padding."""
+  spatial = tuple(size - low - high + kernel - 1 for size, kernel, (low, high)
+                  in zip(output_shape[1:3], rhs_shape[:2], padding))
+  return (output_shape[0], *spatial, rhs_shape[2])
+
+
 def reversal_is_cheaper(lhs_shape, rhs_shape, padding) -> bool:
   """True where flipping dy and dx is clearly cheaper than flipping the kernel: a kernel
   wider than 1x1 with more than twice as many entries as the input and output together
