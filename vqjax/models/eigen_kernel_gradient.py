@@ -7,8 +7,9 @@ The kernel gradient of y = corr(x, K) (padding (top, bottom), (left, right)) is
 
 a convolution of x, its batch and channel axes swapped, with dy as the kernel. JAX writes
 it so, and XLA:CPU (jaxlib 0.10) gives it to YNNPACK, which on a 2-core AMD EPYC with AVX2
-runs it at 27-41 GFLOP/s for 64 and 128 channels (4 x 64x64x64 to 64: 30.8 ms; torch
-18.2 ms). Eigen's convolution runs the same sums at 63-73 GFLOP/s (17.0 ms). XLA takes
+runs it at 33-55 GFLOP/s on one thread (4 x 64x64x64 to 64: 37.0 ms; torch 17.9 ms).
+Eigen's convolution runs the same sums at 65-74 GFLOP/s (17.2 ms), and splits them between
+threads (experiments.bench_kernel_gradient). XLA takes
 every convolution YNNPACK supports to YNNPACK; one whose kernel is taller than its input
 it leaves to Eigen. So dy gets zero rows at the bottom (kernel rows one more than x's)
 and x as many more rows of high padding: the same sums. x's column padding is applied
