@@ -74,6 +74,11 @@ def preferred_here() -> bool:
   choice = _choice()
   if choice != "auto":
     return choice == "eigen"
+  return _eigen_is_faster_here()
+
+
+@functools.cache
+def _eigen_is_faster_here() -> bool:
   return eigen_is_faster(cpu_flags())
 
 
