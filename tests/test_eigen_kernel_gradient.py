@@ -76,6 +76,8 @@ def _entry_convolution_windows(compiled_text):
 
 
 def test_the_kernel_gradient_is_compiled_as_a_taller_unswapped_kernel():
+  if jax.default_backend() != "cpu":
+    pytest.skip("this is about XLA:CPU's compiled program")
   x, w = _array((2, 8, 8, 32), 0), _array((3, 3, 32, 32), 1)
   padding = ((1, 1), (1, 1))
   kernel_gradient = jax.jit(jax.grad(lambda w: jnp.sum(
@@ -83,8 +85,7 @@ def test_the_kernel_gradient_is_compiled_as_a_taller_unswapped_kernel():
   text = kernel_gradient.lower(w).compile().as_text()
   # dy [2, 8, 8, 32] with one zero row is the kernel, 9x8: taller than x (8 rows), fewer
   # positions than x with its column padding (8 x 10), so it is not swapped with x.
-  if jax.default_backend() == "cpu":
-    assert _entry_convolution_windows(text) == ["9x8"]
+  assert _entry_convolution_windows(text) == ["9x8"]
 
 
 @pytest.mark.parametrize("input_shape,kernel_shape,padding,dtype,routable", [
@@ -120,11 +121,11 @@ def test_eigen_is_chosen_on_avx2_cpus_without_avx512(flags, faster):
 
 @pytest.mark.parametrize("value,preferred", [("eigen", True), ("xla", False), ("EIGEN", True)])
 def test_the_environment_variable_overrides_the_cpu(monkeypatch, value, preferred):
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
   monkeypatch.setenv(eigen_kernel_gradient.ENVIRONMENT_VARIABLE, value)
   eigen_kernel_gradient._choice.cache_clear()
   try:
-    if jax.default_backend() == "cpu":
-      assert eigen_kernel_gradient.preferred_here() is preferred
+    assert eigen_kernel_gradient.preferred_here() is preferred
   finally:
     eigen_kernel_gradient._choice.cache_clear()
 
@@ -165,3 +166,13 @@ def test_the_drop_in_takes_this_path_where_preferred_and_routable(monkeypatch, p
   expected = jax.grad(_sum_of_sines(lambda x, w: _lax(x, w, "SAME")), (0, 1))(x, w)
   for ours, lax in zip(grads, expected):
     np.testing.assert_allclose(ours, lax, rtol=1e-4, atol=1e-4)
+
+
+def test_never_off_the_cpu(monkeypatch):
+  monkeypatch.setenv(eigen_kernel_gradient.ENVIRONMENT_VARIABLE, "eigen")
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  eigen_kernel_gradient._choice.cache_clear()
+  try:
+    assert not eigen_kernel_gradient.preferred_here()
+  finally:
+    eigen_kernel_gradient._choice.cache_clear()
