@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from convolution_testing import NHWC, array, lax_conv, sum_of_sines
 from vqjax.models import batch_split, convolution, eigen_kernel_gradient
 
-NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 @pytest.fixture(autouse=True)
@@ -19,16 +19,10 @@ def _one_thread(monkeypatch):
   monkeypatch.setattr(batch_split, "host_threads", lambda: 1)
 
 
-def _array(shape, seed, dtype=jnp.float32):
-  return jnp.asarray(np.random.default_rng(seed).normal(size=shape), dtype)
 
 
-def _lax(x, w, padding):
-  return jax.lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=NHWC)
 
 
-def _sum_of_sines(conv):
-  return lambda x, w: jnp.sum(jnp.sin(conv(x, w)))
 
 
 CASES = [
@@ -43,29 +37,29 @@ CASES = [
 @pytest.mark.parametrize("input_shape,kernel,padding", CASES)
 def test_values_and_both_gradients_equal_lax(input_shape, kernel, padding,
                                              reverse_input_gradient):
-  x, w = _array(input_shape, 0), _array((*kernel, input_shape[-1], 12), 1)
+  x, w = array(input_shape, 0), array((*kernel, input_shape[-1], 12), 1)
   assert eigen_kernel_gradient.routable(x.shape, w.shape, padding, x.dtype)
   ours = jax.jit(lambda x, w: eigen_kernel_gradient.conv(x, w, padding, None,
                                                          reverse_input_gradient))
-  lax = lambda x, w: _lax(x, w, padding)
+  lax = lambda x, w: lax_conv(x, w, padding)
   np.testing.assert_allclose(ours(x, w), lax(x, w), rtol=1e-5, atol=1e-5)
-  for ours_grad, lax_grad in zip(jax.grad(_sum_of_sines(ours), (0, 1))(x, w),
-                                 jax.grad(_sum_of_sines(lax), (0, 1))(x, w)):
+  for ours_grad, lax_grad in zip(jax.grad(sum_of_sines(ours), (0, 1))(x, w),
+                                 jax.grad(sum_of_sines(lax), (0, 1))(x, w)):
     np.testing.assert_allclose(ours_grad, lax_grad, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("parts", [2, 3])
 def test_parts_of_the_batch_give_the_same_values_and_gradients(parts):
-  x, w = _array((5, 8, 8, 16), 0), _array((3, 3, 16, 8), 1)
+  x, w = array((5, 8, 8, 16), 0), array((3, 3, 16, 8), 1)
   padding = ((1, 1), (1, 1))
   ours = jax.jit(lambda x, w: eigen_kernel_gradient.conv(x, w, padding, None, False, parts))
-  lax = lambda x, w: _lax(x, w, padding)
+  lax = lambda x, w: lax_conv(x, w, padding)
   np.testing.assert_allclose(ours(x, w), lax(x, w), rtol=1e-5, atol=1e-5)
-  for ours_grad, lax_grad in zip(jax.grad(_sum_of_sines(ours), (0, 1))(x, w),
-                                 jax.grad(_sum_of_sines(lax), (0, 1))(x, w)):
+  for ours_grad, lax_grad in zip(jax.grad(sum_of_sines(ours), (0, 1))(x, w),
+                                 jax.grad(sum_of_sines(lax), (0, 1))(x, w)):
     np.testing.assert_allclose(ours_grad, lax_grad, rtol=1e-4, atol=1e-4)
   # per part a convolution and its input gradient, one kernel gradient for the whole batch
-  jaxpr = str(jax.make_jaxpr(jax.grad(_sum_of_sines(ours), 1))(x, w))
+  jaxpr = str(jax.make_jaxpr(jax.grad(sum_of_sines(ours), 1))(x, w))
   assert jaxpr.count("conv_general_dilated[") == 2 * parts + 1
 
 
@@ -78,7 +72,7 @@ def _entry_convolution_windows(compiled_text):
 def test_the_kernel_gradient_is_compiled_as_a_taller_unswapped_kernel():
   if jax.default_backend() != "cpu":
     pytest.skip("this is about XLA:CPU's compiled program")
-  x, w = _array((2, 8, 8, 32), 0), _array((3, 3, 32, 32), 1)
+  x, w = array((2, 8, 8, 32), 0), array((3, 3, 32, 32), 1)
   padding = ((1, 1), (1, 1))
   kernel_gradient = jax.jit(jax.grad(lambda w: jnp.sum(
       eigen_kernel_gradient.conv(x, w, padding) ** 2)))
@@ -143,27 +137,27 @@ def test_an_unknown_choice_names_the_variable_and_the_fix(monkeypatch):
 def test_the_drop_in_splits_the_batch_inside_with_spare_threads(monkeypatch):
   monkeypatch.setattr(eigen_kernel_gradient, "preferred_here", lambda: True)
   monkeypatch.setattr(batch_split, "host_threads", lambda: 2)
-  x, w = _array((4, 8, 8, 8), 0), _array((3, 3, 8, 8), 1)
+  x, w = array((4, 8, 8, 8), 0), array((3, 3, 8, 8), 1)
   conv = lambda x, w: convolution.conv_general_dilated(x, w, (1, 1), "SAME",
                                                        dimension_numbers=NHWC)
   assert str(jax.make_jaxpr(conv)(x, w)).count("custom_vjp_call") == 1
   # two parts: a convolution and an input gradient each, one kernel gradient
-  jaxpr = str(jax.make_jaxpr(jax.grad(_sum_of_sines(conv), 1))(x, w))
+  jaxpr = str(jax.make_jaxpr(jax.grad(sum_of_sines(conv), 1))(x, w))
   assert jaxpr.count("conv_general_dilated[") == 5
-  expected = jax.grad(_sum_of_sines(lambda x, w: _lax(x, w, "SAME")), 1)(x, w)
-  np.testing.assert_allclose(jax.grad(_sum_of_sines(conv), 1)(x, w), expected,
+  expected = jax.grad(sum_of_sines(lambda x, w: lax_conv(x, w, "SAME")), 1)(x, w)
+  np.testing.assert_allclose(jax.grad(sum_of_sines(conv), 1)(x, w), expected,
                              rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("preferred", [True, False])
 def test_the_drop_in_takes_this_path_where_preferred_and_routable(monkeypatch, preferred):
   monkeypatch.setattr(eigen_kernel_gradient, "preferred_here", lambda: preferred)
-  x, w = _array((2, 16, 16, 8), 0), _array((3, 3, 8, 8), 1)
+  x, w = array((2, 16, 16, 8), 0), array((3, 3, 8, 8), 1)
   conv = lambda x, w: convolution.conv_general_dilated(x, w, (1, 1), "SAME",
                                                        dimension_numbers=NHWC)
   assert ("custom_vjp_call" in str(jax.make_jaxpr(conv)(x, w))) is preferred
-  grads = jax.grad(_sum_of_sines(conv), (0, 1))(x, w)
-  expected = jax.grad(_sum_of_sines(lambda x, w: _lax(x, w, "SAME")), (0, 1))(x, w)
+  grads = jax.grad(sum_of_sines(conv), (0, 1))(x, w)
+  expected = jax.grad(sum_of_sines(lambda x, w: lax_conv(x, w, "SAME")), (0, 1))(x, w)
   for ours, lax in zip(grads, expected):
     np.testing.assert_allclose(ours, lax, rtol=1e-4, atol=1e-4)
 

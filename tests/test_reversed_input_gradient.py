@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from convolution_testing import NHWC, array, lax_conv, sum_of_sines
 from vqjax.models import (batch_split, convolution, eigen_kernel_gradient,
                           reversed_input_gradient)
 
-NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 @pytest.fixture(autouse=True)
@@ -19,16 +19,10 @@ def _one_thread(monkeypatch):
   monkeypatch.setattr(eigen_kernel_gradient, "preferred_here", lambda: False)
 
 
-def _array(shape, seed, dtype=jnp.float32):
-  return jnp.asarray(np.random.default_rng(seed).normal(size=shape), dtype)
 
 
-def _lax(x, w, padding):
-  return jax.lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=NHWC)
 
 
-def _sum_of_sines(conv):
-  return lambda x, w: jnp.sum(jnp.sin(conv(x, w)))
 
 
 @pytest.mark.parametrize("input_shape,kernel,padding", [
@@ -38,32 +32,33 @@ def _sum_of_sines(conv):
     ((3, 6, 5, 4), (5, 3), ((0, 0), (1, 1))),     # no padding on one side
 ])
 def test_values_and_both_gradients_equal_lax(input_shape, kernel, padding):
-  x, w = _array(input_shape, 0), _array((*kernel, input_shape[-1], 12), 1)
+  x, w = array(input_shape, 0), array((*kernel, input_shape[-1], 12), 1)
   ours = jax.jit(lambda x, w: reversed_input_gradient.conv(x, w, padding))
-  lax = lambda x, w: _lax(x, w, padding)
+  lax = lambda x, w: lax_conv(x, w, padding)
   np.testing.assert_allclose(ours(x, w), lax(x, w), rtol=1e-5, atol=1e-5)
-  for ours_grad, lax_grad in zip(jax.grad(_sum_of_sines(ours), (0, 1))(x, w),
-                                 jax.grad(_sum_of_sines(lax), (0, 1))(x, w)):
+  for ours_grad, lax_grad in zip(jax.grad(sum_of_sines(ours), (0, 1))(x, w),
+                                 jax.grad(sum_of_sines(lax), (0, 1))(x, w)):
     np.testing.assert_allclose(ours_grad, lax_grad, rtol=1e-4, atol=1e-4)
 
 
 def test_the_input_gradient_flips_the_activations_and_never_the_kernel():
-  x, w = _array((2, 4, 4, 8), 0), _array((3, 3, 8, 8), 1)
+  x, w = array((2, 4, 4, 8), 0), array((3, 3, 8, 8), 1)
   padding = ((1, 1), (1, 1))
   def flipped_shapes(conv):
-    jaxpr = jax.make_jaxpr(jax.grad(_sum_of_sines(conv)))(x, w).jaxpr
+    jaxpr = jax.make_jaxpr(jax.grad(sum_of_sines(conv)))(x, w).jaxpr
     return {tuple(eqn.invars[0].aval.shape) for eqn in jaxpr.eqns
             if eqn.primitive.name == "rev"}
-  assert flipped_shapes(lambda x, w: _lax(x, w, padding)) == {(3, 3, 8, 8)}
+  assert flipped_shapes(lambda x, w: lax_conv(x, w, padding)) == {(3, 3, 8, 8)}
   assert flipped_shapes(
       lambda x, w: reversed_input_gradient.conv(x, w, padding)) == {(2, 4, 4, 8)}
 
 
 def test_bfloat16_gradients_keep_their_dtypes():
-  x, w = _array((2, 4, 4, 8), 0, jnp.bfloat16), _array((3, 3, 8, 8), 1, jnp.bfloat16)
-  grads = jax.grad(_sum_of_sines(
+  x, w = array((2, 4, 4, 8), 0, jnp.bfloat16), array((3, 3, 8, 8), 1, jnp.bfloat16)
+  grads = jax.grad(sum_of_sines(
       lambda x, w: reversed_input_gradient.conv(x, w, ((1, 1), (1, 1)))), (0, 1))(x, w)
-  expected = jax.grad(_sum_of_sines(lambda x, w: _lax(x, w, ((1, 1), (1, 1)))), (0, 1))(x, w)
+  expected = jax.grad(sum_of_sines(lambda x, w: lax_conv(x, w, ((1, 1), (1, 1)))),
+                      (0, 1))(x, w)
   for ours, lax in zip(grads, expected):
     assert ours.dtype == jnp.bfloat16
     np.testing.assert_allclose(ours.astype(np.float32), lax.astype(np.float32),
@@ -86,7 +81,7 @@ def test_the_flip_goes_where_the_kernel_outweighs_the_activations(input_shape, k
 
 def test_the_drop_in_takes_this_path_only_where_it_is_cheaper():
   def uses_custom_vjp(input_shape, kernel_shape, **kwargs):
-    x, w = _array(input_shape, 0), _array(kernel_shape, 1)
+    x, w = array(input_shape, 0), array(kernel_shape, 1)
     conv = lambda x, w: convolution.conv_general_dilated(x, w, (1, 1), "SAME",
                                                          dimension_numbers=NHWC, **kwargs)
     return "custom_vjp_call" in str(jax.make_jaxpr(conv)(x, w))

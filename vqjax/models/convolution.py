@@ -132,10 +132,16 @@ def _cropped_row_and_column(rhs, padding):
                          for pad_it, pair in zip(unpadded, padding))
 
 
+def _custom_gradients_fit(lhs, rhs, window_strides, preferred_element_type) -> bool:
+  """Stride 1 and one dtype throughout: the convolutions whose gradients vqjax writes."""
+  return (_ones(window_strides) and preferred_element_type is None
+          and lhs.dtype == rhs.dtype)
+
+
 def _eigen_kernel_gradient(lhs, rhs, window_strides, padding, preferred_element_type) -> bool:
   """Whether this convolution's kernel gradient goes to Eigen (eigen_kernel_gradient)."""
-  if not (_ones(window_strides) and preferred_element_type is None
-          and lhs.dtype == rhs.dtype) or kernel_exceeds_input(lhs.shape, rhs.shape):
+  if (not _custom_gradients_fit(lhs, rhs, window_strides, preferred_element_type)
+      or kernel_exceeds_input(lhs.shape, rhs.shape)):
     return False
   _, padded = _cropped_row_and_column(rhs, padding)
   return (eigen_kernel_gradient.preferred_here()
@@ -149,8 +155,7 @@ def _plain_conv(lhs, rhs, window_strides, padding, precision, preferred_element_
   if _ones(window_strides) and kernel_exceeds_input(lhs.shape, rhs.shape):
     return _conv_as_matmul(lhs, rhs, padding, precision, preferred_element_type)
   unpadded, padded = _cropped_row_and_column(rhs, padding)
-  reverse = (_ones(window_strides) and preferred_element_type is None
-             and lhs.dtype == rhs.dtype
+  reverse = (_custom_gradients_fit(lhs, rhs, window_strides, preferred_element_type)
              and reversed_input_gradient.reversal_is_cheaper(lhs.shape, rhs.shape, padded))
   if _eigen_kernel_gradient(lhs, rhs, window_strides, padding, preferred_element_type):
     out = eigen_kernel_gradient.conv(lhs, rhs, padded, precision, reverse, parts)
