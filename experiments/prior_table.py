@@ -14,7 +14,8 @@ row then samples one of them with its settings (the ROWS below: guidance scales,
 steps) through experiments.evaluate's code, so its samples.png and metrics.json land in
 <workdir>/<prior>/evaluations/step_<N>*. Resumable row by row: a prior's run resumes
 where it stopped, and a row with <workdir>/rows/<row>.json is read back, not redone. The
-table so far is printed after every row and written to <workdir>/table.md.
+table of every finished row so far, in ROWS order whichever command ran it, is printed
+after every row and written to <workdir>/table.md.
 
   python -m experiments.prior_table --dataset=mnist --tokenizer_workdir=workdir/mnist128 \
       --workdir=workdir/mnist128_priors --fid_samples=10000
@@ -91,14 +92,16 @@ def prior_config(dataset: str, prior: str, tokenizer_workdir: str):
 def run_rows(workdir: str, rows: Iterable[str], make_config: Callable, *, fid_samples: int,
              cache_dir: str | None = None, inception=None) -> list[dict]:
   """Trains each row's prior if it has not finished (make_config(prior) -> its config),
-  then evaluates the row unless its result is already in workdir/rows; returns the
-  finished rows' results in order. A SIGTERM during training stops the table there."""
+  then evaluates the row unless its result is already in workdir/rows; returns these
+  rows' results in order. After each row the table of every finished row in workdir/rows
+  (these and earlier commands') is printed and written. A SIGTERM during training stops
+  the table there."""
   from vqjax.runner import prior_evaluation, prior_task  # pylint: disable=import-outside-toplevel
   results, trained = [], set()
   os.makedirs(os.path.join(workdir, ROWS_DIR), exist_ok=True)
   for row in rows:
     prior, settings = ROWS[row]
-    path = os.path.join(workdir, ROWS_DIR, f"{row}.json")
+    path = row_path(workdir, row)
     finished = results_table.read_json(path)
     if finished is None:
       prior_dir = os.path.join(workdir, prior)
@@ -113,8 +116,13 @@ def run_rows(workdir: str, rows: Iterable[str], make_config: Callable, *, fid_sa
       finished = row_results(row, evaluation)
       results_table.write_json(path, finished)
     results.append(finished)
-    results_table.write_table(os.path.join(workdir, TABLE_FILE), table_markdown(results))
+    table = results_table.finished_rows(lambda name: row_path(workdir, name), ROWS)
+    results_table.write_table(os.path.join(workdir, TABLE_FILE), table_markdown(table))
   return results
+
+
+def row_path(workdir: str, row: str) -> str:
+  return os.path.join(workdir, ROWS_DIR, f"{row}.json")
 
 
 def row_results(row: str, evaluation) -> dict:

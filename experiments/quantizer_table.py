@@ -46,13 +46,14 @@ STEPS_PER_SECOND = ("train steps/s", "{:.2f}")
 def run_rows(workdir: str, rows: Iterable[str], make_config: Callable, *,
              evaluate_args: dict) -> list[dict]:
   """Trains and evaluates each row not yet in the table (make_config(row) -> its config);
-  returns every finished row's results, in the order of rows. A run preempted by SIGTERM
-  stops the table there (None is returned for nothing; the rows so far are kept)."""
+  returns these rows' results, in the order of rows. After each row the table of every
+  finished row in workdir (these and earlier commands') is printed and written. A run
+  preempted by SIGTERM stops the table there (the rows so far are kept)."""
   from vqjax.runner import build, tokenizer_task  # pylint: disable=import-outside-toplevel
   results = []
   for row in rows:
     row_dir = os.path.join(workdir, row)
-    finished = results_table.read_json(os.path.join(row_dir, ROW_FILE))
+    finished = results_table.read_json(row_path(workdir, row))
     if finished is None:
       config = make_config(row)
       if tokenizer_task.train_tokenizer(config, row_dir) is None:
@@ -61,10 +62,21 @@ def run_rows(workdir: str, rows: Iterable[str], make_config: Callable, *,
       metrics = tokenizer_task.evaluate_latest(row_dir, **evaluate_args).metrics
       finished = row_results(row, metrics, train_steps_per_second(row_dir),
                              num_codes=build.build_quantizer(config.model.quantizer).num_codes)
-      results_table.write_json(os.path.join(row_dir, ROW_FILE), finished)
+      results_table.write_json(row_path(workdir, row), finished)
     results.append(finished)
-    results_table.write_table(os.path.join(workdir, TABLE_FILE), table_markdown(results))
+    results_table.write_table(os.path.join(workdir, TABLE_FILE),
+                              table_markdown(every_finished_row(workdir)))
   return results
+
+
+def row_path(workdir: str, row: str) -> str:
+  return os.path.join(workdir, row, ROW_FILE)
+
+
+def every_finished_row(workdir: str) -> list[dict]:
+  """The finished rows of workdir, whichever command ran them, in QUANTIZER_ROWS order."""
+  return results_table.finished_rows(lambda row: row_path(workdir, row),
+                                     cifar10_sonnet.QUANTIZER_ROWS)
 
 
 def row_results(row: str, metrics: dict, steps_per_second: float | None, *,
@@ -165,7 +177,7 @@ def main(argv):
     step_times = time_rows(FLAGS.workdir, FLAGS.rows,
                            repetitions=FLAGS.step_time_repetitions)
     results_table.write_table(os.path.join(FLAGS.workdir, TABLE_FILE),
-                              table_markdown(results, step_times))
+                              table_markdown(every_finished_row(FLAGS.workdir), step_times))
 
 
 def define_flags():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 from absl import app
 
@@ -23,6 +23,13 @@ def write_json(path: str, value) -> None:
   with open(temporary, "w") as file:
     json.dump(value, file, indent=2)
   os.replace(temporary, path)
+
+
+def finished_rows(path_of_row: Callable[[str], str], known: Sequence[str]) -> list[dict]:
+  """Every finished row's results in the order of known, whichever run finished each: the
+  whole table, not only the rows of the latest command."""
+  results = (read_json(path_of_row(row)) for row in known)
+  return [result for result in results if result is not None]
 
 
 def format_cell(value, pattern: str) -> str:

@@ -66,6 +66,27 @@ def test_rows_share_their_prior_and_resume(tokenizer_workdir, tmp_path, capsys):
   assert trained == []
 
 
+def test_the_table_lists_every_finished_row_whichever_command_ran_it(tmp_path, capsys):
+  def finished(row, fid):
+    prior, settings = prior_table.ROWS[row]
+    return {"row": row, "prior": prior, "settings": settings, "fid": fid, "fid_samples": 8}
+
+  (tmp_path / "rows").mkdir()
+  for row, fid in (("pixelcnn", 30.0), ("transformer", 10.0), ("maskgit_t8", 20.0)):
+    (tmp_path / "rows" / f"{row}.json").write_text(json.dumps(finished(row, fid)))
+
+  def make_config(prior):
+    raise AssertionError(f"{prior} has finished: nothing is trained")
+
+  results = prior_table.run_rows(str(tmp_path), ["maskgit_t8"], make_config, fid_samples=8)
+  assert [r["row"] for r in results] == ["maskgit_t8"]
+  lines = (tmp_path / "table.md").read_text().splitlines()[2:]
+  assert [line.split(" | ")[:2] for line in lines] == [  # in the order of ROWS
+      ["| transformer, no guidance", "10.00"], ["| maskgit, T = 8, no guidance", "20.00"],
+      ["| pixelcnn, no guidance", "30.00"]]
+  assert "pixelcnn, no guidance" in capsys.readouterr().out
+
+
 def test_a_maskgit_row_reads_its_masked_nll():
   evaluation = types.SimpleNamespace(step=3, directory="/w/maskgit/evaluations/step_3",
                                      metrics={"fid": 12.5, "fid_samples": 100.0,

@@ -62,6 +62,22 @@ def test_rows_run_once_and_resume(data_dir, tmp_path, capsys):
   assert made == ["vq"] and again[0]["step"] == 3 and again[1:] == results[1:]
 
 
+def test_the_table_lists_every_finished_row_whichever_command_ran_it(tmp_path):
+  for row, psnr in (("fsq", 20.0), ("vq", 10.0)):
+    (tmp_path / row).mkdir()
+    (tmp_path / row / "table_row.json").write_text(json.dumps({"row": row, "psnr": psnr}))
+
+  def make_config(row):
+    raise AssertionError(f"{row} has finished: nothing is trained")
+
+  results = quantizer_table.run_rows(str(tmp_path), ["fsq"], make_config,
+                                     evaluate_args=dict(lpips=False, fid=False))
+  assert [r["row"] for r in results] == ["fsq"]
+  lines = (tmp_path / "table.md").read_text().splitlines()[2:]
+  assert [line.split(" | ")[2] for line in lines] == ["10.00", "20.00"]  # QUANTIZER_ROWS order
+  assert lines[1].startswith("| FSQ, levels (8, 5, 5, 5)")
+
+
 def test_unknown_rows_are_usage_errors():
   quantizer_table.check_rows(["vq", "fsq"])
   with pytest.raises(app.UsageError, match="unknown rows \\['nope'\\]; choose from vq,"):
