@@ -194,6 +194,10 @@ def test_pmapped_gan_step_on_4_devices_equals_1_device():
                                    perceptual_variables=_lpips_variables(), devices=devices)
     state = init()
     batch = {"image": images.reshape(len(devices), -1, SIZE, SIZE, 3)}
+    # Over 4 devices the step averages gradients, metrics and batch statistics with
+    # all-reduces; over one it has none (vqjax.collectives).
+    program = step.mapped.lower(state, batch, step.constant).compile().as_text()
+    assert ("all-reduce" in program) == (len(devices) > 1)
     # One step: the next one's code assignments can flip on near-ties of the EMA codebook
     # under the two programs' different rounding, which is not what this test is about.
     state, metrics = step(state, batch)

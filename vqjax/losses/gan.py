@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from vqjax import collectives
+
 GAN_LOSSES = ("hinge", "non_saturating")
 
 
@@ -58,8 +60,7 @@ def update_lecam_ema(ema: LeCamEMA, real_logits, fake_logits, *, decay: float = 
                      axis_name: str | None = None) -> LeCamEMA:
   """The EMAs moved toward this step's mean logits (means over the global batch)."""
   means = jnp.stack([jnp.mean(_float32(real_logits)), jnp.mean(_float32(fake_logits))])
-  if axis_name is not None:
-    means = jax.lax.pmean(means, axis_name)
+  means = collectives.pmean(means, axis_name)
   means = jax.lax.stop_gradient(means)
   return LeCamEMA(decay * ema.real + (1.0 - decay) * means[0],
                   decay * ema.fake + (1.0 - decay) * means[1])

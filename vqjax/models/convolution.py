@@ -89,10 +89,16 @@ def _conv_as_matmul(lhs, rhs, padding, precision, preferred_element_type):
 
 
 def _pointwise_as_matmul(lhs, rhs, window_strides, precision, preferred_element_type):
-  """The unpadded 1x1 NHWC/HWIO convolution: the strided positions' channels @ kernel."""
+  """The unpadded 1x1 NHWC/HWIO convolution: the strided positions' channels @ kernel, as
+  one [positions, C] @ [C, O] product (XLA:CPU runs the [B, H, W, C] @ [C, O] form and its
+  gradients as convolutions again: 2.6 ms against 1.4 ms for 4 x 8x8x256 to 256, forward
+  and both gradients, on one AVX2 thread)."""
   rows, columns = window_strides
-  return jnp.dot(lhs[:, ::rows, ::columns], rhs[0, 0], precision=precision,
-                 preferred_element_type=preferred_element_type)
+  strided = lhs[:, ::rows, ::columns]
+  batch, height, width, channels = strided.shape
+  product = jnp.dot(strided.reshape(batch * height * width, channels), rhs[0, 0],
+                    precision=precision, preferred_element_type=preferred_element_type)
+  return product.reshape(batch, height, width, rhs.shape[-1])
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,

@@ -119,7 +119,8 @@ class _LinearHead(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    return nn.Conv(1, (1, 1), use_bias=False, dtype=jnp.float32, name="Conv_0")(x)
+    return nn.Conv(1, (1, 1), use_bias=False, dtype=jnp.float32,
+                   conv_general_dilated=convolution.conv_general_dilated, name="Conv_0")(x)
 
 
 class LPIPS(nn.Module):

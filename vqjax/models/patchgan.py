@@ -29,6 +29,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 from flax.typing import Dtype
 
+from vqjax import collectives
 from vqjax.models import convolution
 from vqjax.models.group_norm import GroupNorm
 from vqjax.models.taming import group_count
@@ -96,8 +97,10 @@ class PatchGANDiscriminator(nn.Module):
 
   def _norm(self, x, train: bool, name: str):
     if self.norm == "batch":
+      # Statistics over the global batch; over one device, no collective at all.
+      axis_name = collectives.batch_norm_axis(self.axis_name) if train else None
       return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                          axis_name=self.axis_name, dtype=self.dtype,
+                          axis_name=axis_name, dtype=self.dtype,
                           param_dtype=self.param_dtype, name=name)(x)
     if self.norm == "group":
       return GroupNorm(num_groups=group_count(x.shape[-1]), epsilon=1e-6, dtype=self.dtype,

@@ -113,7 +113,9 @@ class AttentionBlock(nn.Module):
   def __call__(self, x):
     batch, height, width, channels = x.shape
     conv = lambda name: nn.Conv(channels, (1, 1), dtype=self.dtype,
-                                param_dtype=self.param_dtype, name=name)
+                                param_dtype=self.param_dtype,
+                                conv_general_dilated=convolution.conv_general_dilated,
+                                name=name)
     h = _group_norm(x, self.dtype, self.param_dtype, "norm")
     q, k, v = (conv(name)(h).reshape(batch, height * width, channels)
                for name in ("q", "k", "v"))

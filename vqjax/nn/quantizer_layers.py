@@ -39,6 +39,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vqjax import collectives
 from vqjax.nn.output import QuantizerOutput
 from vqjax.nn.registry import register_quantizer
 from vqjax.quantizers import (ema, grouped, initialization, levels, metrics, residual,
@@ -148,7 +149,7 @@ def _shared_rng(layer, purpose: str):
     return key
   typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
   data = jax.random.key_data(key) if typed else key
-  data = jax.lax.all_gather(data, layer.axis_name)[0]  # all_gather takes no typed keys
+  data = collectives.from_first(data, layer.axis_name)  # all_gather takes no typed keys
   return jax.random.wrap_key_data(data, impl=jax.random.key_impl(key)) if typed else data
 
 

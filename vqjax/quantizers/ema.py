@@ -16,6 +16,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from vqjax import collectives
 from vqjax.quantizers import _validation as validation
 
 
@@ -44,8 +45,7 @@ def assignment_statistics(z: jax.Array, indices: jax.Array, codebook_size: int, 
         "pass the indices the quantizer returned for this z")
   counts = jnp.zeros(codebook_size, jnp.float32).at[flat_indices].add(1.0)
   sums = jnp.zeros((codebook_size, flat.shape[1]), jnp.float32).at[flat_indices].add(flat)
-  if axis_name is not None:
-    counts, sums = jax.lax.psum((counts, sums), axis_name)
+  counts, sums = collectives.psum((counts, sums), axis_name)
   return counts, sums
 
 

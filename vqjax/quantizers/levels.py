@@ -19,6 +19,7 @@ from collections.abc import Hashable
 import jax
 import jax.numpy as jnp
 
+from vqjax import collectives
 from vqjax.quantizers import ema, metrics, restart
 from vqjax.quantizers import _validation as validation
 from vqjax.quantizers.vector_quantization import indices_to_codes
@@ -57,9 +58,7 @@ def levels_in_use(indices: jax.Array, *, axis_name: Hashable | None = None) -> j
   """bool [L]: levels with no -1 index on any replica (not dropped anywhere)."""
   validation.check_indices(indices)
   kept = jnp.all(indices.reshape(-1, indices.shape[-1]) >= 0, axis=0)
-  if axis_name is not None:
-    kept = jax.lax.pmin(kept.astype(jnp.int32), axis_name) > 0
-  return kept
+  return collectives.pmin(kept.astype(jnp.int32), axis_name) > 0
 
 
 def _keep_where(kept, new, old):

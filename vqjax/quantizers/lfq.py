@@ -32,6 +32,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from vqjax import collectives
 from vqjax.quantizers import _validation as validation
 from vqjax.quantizers.metrics import codebook_metrics as _codebook_metrics
 
@@ -89,7 +90,7 @@ def codebook(dim: int, *, scale: float = 1.0) -> jax.Array:
 
 
 def _global_mean(x, axis_name):
-  return x if axis_name is None else jax.lax.pmean(x, axis_name)
+  return collectives.pmean(x, axis_name)
 
 
 def _entropy(probs, axis: int = -1):

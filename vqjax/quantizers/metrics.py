@@ -6,6 +6,7 @@ from collections.abc import Hashable
 import jax
 import jax.numpy as jnp
 
+from vqjax import collectives
 from vqjax.quantizers import _validation as validation
 
 
@@ -15,7 +16,7 @@ def code_counts(indices: jax.Array, codebook_size: int, *,
   validation.check_indices(indices)
   validation.check_codebook_size(codebook_size)
   counts = jnp.zeros(codebook_size, jnp.float32).at[indices.reshape(-1)].add(1.0)
-  return counts if axis_name is None else jax.lax.psum(counts, axis_name)
+  return collectives.psum(counts, axis_name)
 
 
 def metrics_from_counts(counts: jax.Array) -> dict[str, jax.Array]:

@@ -13,6 +13,7 @@ from collections.abc import Hashable
 import jax
 import jax.numpy as jnp
 
+from vqjax import collectives
 from vqjax.quantizers import ema, metrics
 from vqjax.quantizers import _validation as validation
 
@@ -40,7 +41,7 @@ def sample_global_rows(key: jax.Array, z: jax.Array, count: int, *,
   picks = jax.random.randint(key, (count,), 0, local_count * devices) - offset
   owned = (picks >= 0) & (picks < local_count)
   rows = jnp.where(owned[:, None], flat[jnp.clip(picks, 0, local_count - 1)], 0)
-  return rows if axis_name is None else jax.lax.psum(rows, axis_name)
+  return collectives.psum(rows, axis_name)
 
 
 def restart_dead_codes(key: jax.Array, codebook: jax.Array, usage: jax.Array, z: jax.Array,

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from vqjax import collectives
 from vqjax import maskgit
 from vqjax.train.prior_steps import prior_logits
 from vqjax.train.state import TrainState, step_key
@@ -59,7 +60,7 @@ def masked_train_step(state: TrainState, batch, *, model: nn.Module,
   metrics = {"loss": loss, "masked_accuracy": jnp.sum(correct * weights) / jnp.sum(weights),
              "mask_fraction": jnp.mean(weights)}
   if axis_name is not None:  # one all-reduce: two independent ones may deadlock XLA:CPU
-    grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
+    grads, metrics = collectives.pmean((grads, metrics), axis_name)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                         opt_state=opt_state)
@@ -96,5 +97,5 @@ def masked_eval_step(state: TrainState, batch, rng, *, model: nn.Module,
     sums[f"nll_{name}"] = jnp.sum(nll * weights)
     sums[f"correct_{name}"] = jnp.sum((jnp.argmax(logits, -1) == tokens) * weights)
   if axis_name is not None:
-    sums = jax.lax.psum(sums, axis_name)
+    sums = collectives.psum(sums, axis_name)
   return sums

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from vqjax import collectives
 from vqjax.train.state import TrainState, step_key
 
 
@@ -63,7 +64,7 @@ def prior_train_step(state: TrainState, batch, *, model: nn.Module,
 
   loss, grads = jax.value_and_grad(loss_fn)(state.params)
   if axis_name is not None:  # one all-reduce: two independent ones may deadlock XLA:CPU
-    grads, loss = jax.lax.pmean((grads, loss), axis_name)
+    grads, loss = collectives.pmean((grads, loss), axis_name)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                         opt_state=opt_state)
@@ -83,5 +84,5 @@ def prior_eval_step(state: TrainState, batch, *, model: nn.Module,
   sums = {"count": jnp.sum(mask), "tokens": jnp.sum(mask) * length,
           "nll": jnp.sum(per_grid * mask)}
   if axis_name is not None:
-    sums = jax.lax.psum(sums, axis_name)
+    sums = collectives.psum(sums, axis_name)
   return sums

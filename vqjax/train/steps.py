@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from vqjax import collectives
 from vqjax.nn.quantizer_layers import RNG as QUANTIZER_RNG
 from vqjax import losses
 from vqjax.models import tokenizers
@@ -58,7 +59,7 @@ def train_step(state: TrainState, batch, *, model: nn.Module,
 
   grads, (output, updated, mse, vq_loss) = jax.grad(loss_fn, has_aux=True)(state.params)
   if axis_name is not None:
-    grads = jax.lax.pmean(grads, axis_name)
+    grads = collectives.pmean(grads, axis_name)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                         opt_state=opt_state,
@@ -67,7 +68,7 @@ def train_step(state: TrainState, batch, *, model: nn.Module,
              **output.quantizer_losses,
              **{name: value.astype(jnp.float32) for name, value in output.metrics.items()}}
   if axis_name is not None:
-    metrics = jax.lax.pmean(metrics, axis_name)
+    metrics = collectives.pmean(metrics, axis_name)
   metrics["grad_norm"] = losses.global_norm(grads)
   return state, metrics
 
@@ -103,7 +104,7 @@ def eval_step(state: TrainState, batch, perceptual_variables=None, *, model: nn.
     sums[f"code_counts/{prefix}"] = _masked_code_counts(
         indices, mask, tokenizers.codebook_size(quantizers[prefix]))
   if axis_name is not None:
-    sums = jax.lax.psum(sums, axis_name)
+    sums = collectives.psum(sums, axis_name)
   return sums, output.reconstruction
 
 
