@@ -2,8 +2,8 @@
 vqjax/train/parallel.py, and no file grows past ~400 lines.
 
 The layers, lowest first (a module may import its own layer and any lower one):
-    quantizers <- nn <- models, losses, metrics <- data, tokens, sampling, guidance, maskgit
-    <- train <- runner
+    collectives, quantizers <- nn <- models, losses, metrics <- data, tokens, sampling,
+    guidance, maskgit <- train <- runner
 """
 import ast
 import pathlib
@@ -12,8 +12,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "vqjax"
-LAYERS = {"quantizers": 0, "nn": 1, "models": 2, "losses": 2, "metrics": 2, "data": 3,
-          "tokens": 3, "sampling": 3, "guidance": 3, "maskgit": 3, "train": 4,
+LAYERS = {"collectives": 0, "quantizers": 0, "nn": 1, "models": 2, "losses": 2, "metrics": 2,
+          "data": 3, "tokens": 3, "sampling": 3, "guidance": 3, "maskgit": 3, "train": 4,
           "runner": 5}
 MAX_LINES = 400
 

@@ -134,7 +134,8 @@ class Downsample(nn.Module):
   @nn.compact
   def __call__(self, x):
     return nn.Conv(x.shape[-1], (3, 3), (2, 2), ((0, 1), (0, 1)), dtype=self.dtype,
-                   param_dtype=self.param_dtype, name="conv")(x)
+                   param_dtype=self.param_dtype,
+                   conv_general_dilated=convolution.conv_general_dilated, name="conv")(x)
 
 
 class Upsample(nn.Module):

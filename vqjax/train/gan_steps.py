@@ -188,8 +188,8 @@ def gan_train_step(state: GANTrainState, batch, perceptual_variables=None, *, mo
     gan_loss, gan_grads = jax.value_and_grad(gan_loss_fn, argnums=(0, 1))(
         output_params, decoder_features)
     last_rec, last_gan = output_grads["kernel"], gan_grads[0]["kernel"]
-    if axis_name is not None:  # lambda from the global gradients, the same on every device
-      last_rec, last_gan = collectives.pmean((last_rec, last_gan), axis_name)
+    # Lambda from the global gradients, the same on every device.
+    last_rec, last_gan = collectives.pmean((last_rec, last_gan), axis_name)
     adaptive = (losses.adaptive_weight(last_rec, last_gan,
                                        max_weight=settings.max_adaptive_weight)
                 if settings.adaptive_weight else jnp.ones((), jnp.float32))
@@ -199,8 +199,7 @@ def gan_train_step(state: GANTrainState, batch, perceptual_variables=None, *, mo
         (output_grads, feature_grads), gan_grads)
   (body_grads,) = body_pullback((feature_grads, jnp.ones((), jnp.float32)))
   grads = join_output_layer(body_grads, output_grads, path)
-  if axis_name is not None:
-    grads = collectives.pmean(grads, axis_name)
+  grads = collectives.pmean(grads, axis_name)
   updates, opt_state = generator_optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   ema_params = state.ema_params
@@ -224,8 +223,7 @@ def gan_train_step(state: GANTrainState, batch, perceptual_variables=None, *, mo
       **features.quantizer_losses,
       **{name: value.astype(jnp.float32) for name, value in features.metrics.items()},
       **disc_update["metrics"]}
-  if axis_name is not None:
-    metrics = collectives.pmean(metrics, axis_name)
+  metrics = collectives.pmean(metrics, axis_name)
   metrics["grad_norm"] = losses.global_norm(grads)
   return state, metrics
 
@@ -255,8 +253,7 @@ def _discriminator_update(state: GANTrainState, images, reconstruction, *, discr
 
   (loss, (disc_state, real_logits, fake_logits, terms)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.disc_params)
-  if axis_name is not None:
-    grads = collectives.pmean(grads, axis_name)
+  grads = collectives.pmean(grads, axis_name)
   updates, opt_state = optimizer.update(grads, state.disc_opt_state, state.disc_params)
   new_lecam = state.lecam_ema
   if lecam_ema is not None:

@@ -59,8 +59,8 @@ def masked_train_step(state: TrainState, batch, *, model: nn.Module,
   correct = (jnp.argmax(logits, axis=-1) == tokens).astype(jnp.float32)
   metrics = {"loss": loss, "masked_accuracy": jnp.sum(correct * weights) / jnp.sum(weights),
              "mask_fraction": jnp.mean(weights)}
-  if axis_name is not None:  # one all-reduce: two independent ones may deadlock XLA:CPU
-    grads, metrics = collectives.pmean((grads, metrics), axis_name)
+  # One all-reduce: two independent ones may deadlock XLA:CPU.
+  grads, metrics = collectives.pmean((grads, metrics), axis_name)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                         opt_state=opt_state)
@@ -96,6 +96,5 @@ def masked_eval_step(state: TrainState, batch, rng, *, model: nn.Module,
     sums[f"masked_{name}"] = jnp.sum(weights)
     sums[f"nll_{name}"] = jnp.sum(nll * weights)
     sums[f"correct_{name}"] = jnp.sum((jnp.argmax(logits, -1) == tokens) * weights)
-  if axis_name is not None:
-    sums = collectives.psum(sums, axis_name)
+  sums = collectives.psum(sums, axis_name)
   return sums

@@ -63,8 +63,8 @@ def prior_train_step(state: TrainState, batch, *, model: nn.Module,
     return jnp.mean(token_nll(logits, batch["tokens"]))
 
   loss, grads = jax.value_and_grad(loss_fn)(state.params)
-  if axis_name is not None:  # one all-reduce: two independent ones may deadlock XLA:CPU
-    grads, loss = collectives.pmean((grads, loss), axis_name)
+  # One all-reduce: two independent ones may deadlock XLA:CPU.
+  grads, loss = collectives.pmean((grads, loss), axis_name)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                         opt_state=opt_state)
@@ -83,6 +83,5 @@ def prior_eval_step(state: TrainState, batch, *, model: nn.Module,
   length = logits.shape[1]
   sums = {"count": jnp.sum(mask), "tokens": jnp.sum(mask) * length,
           "nll": jnp.sum(per_grid * mask)}
-  if axis_name is not None:
-    sums = collectives.psum(sums, axis_name)
+  sums = collectives.psum(sums, axis_name)
   return sums

@@ -58,8 +58,7 @@ def train_step(state: TrainState, batch, *, model: nn.Module,
     return mse + vq_loss, (output, updated, mse, vq_loss)
 
   grads, (output, updated, mse, vq_loss) = jax.grad(loss_fn, has_aux=True)(state.params)
-  if axis_name is not None:
-    grads = collectives.pmean(grads, axis_name)
+  grads = collectives.pmean(grads, axis_name)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                         opt_state=opt_state,
@@ -67,8 +66,7 @@ def train_step(state: TrainState, batch, *, model: nn.Module,
   metrics = {"loss": mse + vq_loss, "reconstruction_loss": mse, "quantizer_loss": vq_loss,
              **output.quantizer_losses,
              **{name: value.astype(jnp.float32) for name, value in output.metrics.items()}}
-  if axis_name is not None:
-    metrics = collectives.pmean(metrics, axis_name)
+  metrics = collectives.pmean(metrics, axis_name)
   metrics["grad_norm"] = losses.global_norm(grads)
   return state, metrics
 
@@ -103,8 +101,7 @@ def eval_step(state: TrainState, batch, perceptual_variables=None, *, model: nn.
   for prefix, indices in tokenizers.token_grids(output).items():
     sums[f"code_counts/{prefix}"] = _masked_code_counts(
         indices, mask, tokenizers.codebook_size(quantizers[prefix]))
-  if axis_name is not None:
-    sums = collectives.psum(sums, axis_name)
+  sums = collectives.psum(sums, axis_name)
   return sums, output.reconstruction
 
 
