@@ -2,15 +2,14 @@
 the axis is absent (None) or spans one device.
 
 JAX leaves a one-device psum in the program, and XLA:CPU runs it as an all-reduce that
-copies its operand: a pmean over a VQGAN's 17.7M gradient entries cost 35 ms per step on a
-2-core AVX2 CPU against nothing, and each such all-reduce is a point where the step's
-other work cannot overlap it. The sums over one device are their operands, so these
-return them unchanged; over more devices they are `jax.lax.psum`, `jax.lax.pmean`,
+copies its operand: a pmean over a VQGAN's 17.7M gradient entries took 43.0 ms where the
+same program without it took 7.6 ms (one device, two threads of a 2-core AVX2 CPU). The
+sums over one device are their operands, so these return them unchanged; over more devices they are `jax.lax.psum`, `jax.lax.pmean`,
 `jax.lax.pmin` and `jax.lax.all_gather`.
 """
 from __future__ import annotations
 
-from typing import Hashable
+from collections.abc import Hashable
 
 import jax
 
