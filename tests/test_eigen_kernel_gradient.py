@@ -12,17 +12,10 @@ from convolution_testing import NHWC, array, lax_conv, sum_of_sines
 from vqjax.models import batch_split, convolution, eigen_kernel_gradient
 
 
-
 @pytest.fixture(autouse=True)
 def _one_thread(monkeypatch):
   """These tests are about the single convolution's path; test_batch_split splits it."""
   monkeypatch.setattr(batch_split, "host_threads", lambda: 1)
-
-
-
-
-
-
 
 
 CASES = [

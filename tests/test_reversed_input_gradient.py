@@ -10,19 +10,12 @@ from vqjax.models import (batch_split, convolution, eigen_kernel_gradient,
                           reversed_input_gradient)
 
 
-
 @pytest.fixture(autouse=True)
 def _one_thread(monkeypatch):
   """These tests are about the single convolution's path; test_batch_split splits it, and
   test_eigen_kernel_gradient takes the kernel gradient to Eigen."""
   monkeypatch.setattr(batch_split, "host_threads", lambda: 1)
   monkeypatch.setattr(eigen_kernel_gradient, "preferred_here", lambda: False)
-
-
-
-
-
-
 
 
 @pytest.mark.parametrize("input_shape,kernel,padding", [

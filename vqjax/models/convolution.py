@@ -120,14 +120,14 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   if rhs.shape[:2] == (1, 1) and all(pair == (0, 0) for pair in padding):
     return _pointwise_as_matmul(lhs, rhs, window_strides, precision, preferred_element_type)
   parts = batch_split.parts_here(lhs.shape[0], rhs.shape[-1])
-  if parts > 1 and not _eigen_kernel_gradient(lhs, rhs, window_strides, padding,
-                                              preferred_element_type):
+  eigen = _eigen_kernel_gradient(lhs, rhs, window_strides, padding, preferred_element_type)
+  if parts > 1 and not eigen:
     return jnp.concatenate(
         [_plain_conv(lhs[start:stop], rhs, window_strides, padding, precision,
-                     preferred_element_type)
+                     preferred_element_type, eigen=False)
          for start, stop in batch_split.bounds(lhs.shape[0], parts)], axis=0)
   return _plain_conv(lhs, rhs, window_strides, padding, precision, preferred_element_type,
-                     parts)
+                     eigen=eigen, parts=parts)
 
 
 def _cropped_row_and_column(rhs, padding):
@@ -154,16 +154,17 @@ def _eigen_kernel_gradient(lhs, rhs, window_strides, padding, preferred_element_
           and eigen_kernel_gradient.routable(lhs.shape, rhs.shape, padded, lhs.dtype))
 
 
-def _plain_conv(lhs, rhs, window_strides, padding, precision, preferred_element_type,
-                parts=1):
-  """An NHWC/HWIO convolution (explicit padding) on the path that suits its shapes; parts
-  > 1 only where its kernel gradient goes to Eigen, which splits it inside."""
+def _plain_conv(lhs, rhs, window_strides, padding, precision, preferred_element_type, *,
+                eigen: bool, parts=1):
+  """An NHWC/HWIO convolution (explicit padding) on the path that suits its shapes; eigen:
+  its kernel gradient goes to Eigen (`_eigen_kernel_gradient`), which alone takes parts
+  > 1 and splits the batch inside."""
   if _ones(window_strides) and kernel_exceeds_input(lhs.shape, rhs.shape):
     return _conv_as_matmul(lhs, rhs, padding, precision, preferred_element_type)
   unpadded, padded = _cropped_row_and_column(rhs, padding)
   reverse = (_custom_gradients_fit(lhs, rhs, window_strides, preferred_element_type)
              and reversed_input_gradient.reversal_is_cheaper(lhs.shape, rhs.shape, padded))
-  if _eigen_kernel_gradient(lhs, rhs, window_strides, padding, preferred_element_type):
+  if eigen:
     out = eigen_kernel_gradient.conv(lhs, rhs, padded, precision, reverse, parts)
   elif reverse:
     out = reversed_input_gradient.conv(lhs, rhs, padded, precision)

@@ -89,10 +89,6 @@ def codebook(dim: int, *, scale: float = 1.0) -> jax.Array:
   return indices_to_codes(jnp.arange(codebook_size(dim), dtype=jnp.int32), dim, scale=scale)
 
 
-def _global_mean(x, axis_name):
-  return collectives.pmean(x, axis_name)
-
-
 def _entropy(probs, axis: int = -1):
   """-sum p log p in nats, with 0 log 0 = 0 (and a zero gradient there)."""
   safe = jnp.where(probs > 0, probs, 1.0)
@@ -165,15 +161,17 @@ def quantize(z: jax.Array, *, scale: float = 1.0, inverse_temperature: float = 1
 
   # q(c_i = +scale | z) = sigmoid(bit_logits_i), from -t|z - c|^2 with |c|^2 constant.
   bit_logits = (4.0 * inverse_temperature * scale * z32).reshape(-1, dim)
-  per_sample_entropy = _global_mean(jnp.mean(jnp.sum(_bit_entropy(bit_logits), -1)), axis_name)
+  per_sample_entropy = collectives.pmean(
+      jnp.mean(jnp.sum(_bit_entropy(bit_logits), -1)), axis_name)
   if entropy == "exact":
-    mean_probs = _global_mean(_mean_code_probabilities(bit_logits, block_size), axis_name)
+    mean_probs = collectives.pmean(_mean_code_probabilities(bit_logits, block_size),
+                                   axis_name)
     batch_entropy = _entropy(mean_probs)
   else:
-    mean_bits = _global_mean(jnp.mean(jax.nn.sigmoid(bit_logits), axis=0), axis_name)
+    mean_bits = collectives.pmean(jnp.mean(jax.nn.sigmoid(bit_logits), axis=0), axis_name)
     batch_entropy = jnp.sum(_entropy(jnp.stack([mean_bits, 1.0 - mean_bits]), axis=0))
   entropy_loss = per_sample_entropy - diversity_weight * batch_entropy
-  commitment_loss = _global_mean(jnp.mean(jnp.square(z32 - sg(code))), axis_name)
+  commitment_loss = collectives.pmean(jnp.mean(jnp.square(z32 - sg(code))), axis_name)
   return LFQOutput(quantized.astype(z.dtype), indices, entropy_loss, commitment_loss,
                    per_sample_entropy, batch_entropy)
 
